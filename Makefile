@@ -1,0 +1,40 @@
+# Two commands do all set-up on a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+
+# Pins live here; pyproject.toml keeps ranges.
+TORCH_PIN      := torch==2.13.0
+TORCHRL_PIN    := torchrl==0.14.1
+TENSORDICT_PIN := tensordict==0.14.3
+
+.PHONY: setup demo test test-all bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# torch only when none is importable: a CPU build of 2.13.0 lies on this machine's disk,
+	# any other request downloads several GB.
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install --quiet "$(TORCH_PIN)"
+	$(PIP) install --quiet "$(TENSORDICT_PIN)" "$(TORCHRL_PIN)"
+	$(PIP) install --quiet -e ".[test,plot]"
+	touch $(STAMP)
+
+demo: setup
+	$(PY) examples/demo.py
+
+test: setup
+	$(PY) -m pytest -q -m "not slow" tests
+
+test-all: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) benchmarks/bench_env.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
