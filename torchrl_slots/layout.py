@@ -135,17 +135,17 @@ class Blueprint:
 #: Index 0 is NOOP (never germinated); 1..12 are the germinable blueprints.
 BLUEPRINTS: Final[tuple[Blueprint, ...]] = (
     Blueprint("noop", 0.0, 0.0, 0.0),
-    Blueprint("norm", 0.02, 0.35, 0.40),
-    Blueprint("lora", 0.04, 0.55, 0.38),
-    Blueprint("squeeze_excite", 0.05, 0.70, 0.36),
+    Blueprint("norm", 0.02, 0.30, 0.40),
+    Blueprint("lora", 0.03, 0.45, 0.38),
+    Blueprint("squeeze_excite", 0.05, 0.60, 0.36),
     Blueprint("depthwise", 0.06, 0.80, 0.35),
-    Blueprint("conv_light", 0.08, 1.00, 0.33),
-    Blueprint("attention_light", 0.10, 1.10, 0.30),
-    Blueprint("bottleneck", 0.12, 1.20, 0.28),
-    Blueprint("mlp", 0.15, 1.30, 0.26),
-    Blueprint("gated_mlp", 0.18, 1.40, 0.22),
-    Blueprint("conv_heavy", 0.22, 1.60, 0.20),
-    Blueprint("attention", 0.25, 1.80, 0.18),
+    Blueprint("conv_light", 0.06, 1.10, 0.33),
+    Blueprint("attention_light", 0.10, 1.20, 0.30),
+    Blueprint("bottleneck", 0.12, 1.30, 0.28),
+    Blueprint("mlp", 0.15, 1.35, 0.26),
+    Blueprint("gated_mlp", 0.18, 1.50, 0.22),
+    Blueprint("conv_heavy", 0.22, 1.70, 0.20),
+    Blueprint("attention", 0.25, 1.85, 0.18),
     Blueprint("transformer_block", 0.30, 2.00, 0.15),
 )
 NUM_BLUEPRINTS: Final[int] = len(BLUEPRINTS)  # 13, NOOP included

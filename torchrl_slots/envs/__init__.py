@@ -1,0 +1,26 @@
+"""Environments: the batched :class:`SeedLifecycleEnv`, its reference policies and transforms."""
+
+from torchrl_slots.envs.config import LifecycleConfig
+from torchrl_slots.envs.reference import (
+    HeuristicPolicy,
+    OraclePolicy,
+    RandomPolicy,
+    WaitPolicy,
+    sample_legal,
+)
+from torchrl_slots.envs.seed_lifecycle import SeedLifecycleEnv
+from torchrl_slots.envs.simulator import SeedSimulator, SimState
+from torchrl_slots.envs.world import World
+
+__all__ = [
+    "HeuristicPolicy",
+    "LifecycleConfig",
+    "OraclePolicy",
+    "RandomPolicy",
+    "SeedLifecycleEnv",
+    "SeedSimulator",
+    "SimState",
+    "WaitPolicy",
+    "World",
+    "sample_legal",
+]

@@ -1,0 +1,243 @@
+"""Reference policies, the anchors of every learning result (SIMULATOR.md).
+
+* :class:`WaitPolicy` - always WAIT (score 0).
+* :class:`RandomPolicy` - uniformly random legal actions (op first, then that op's rows).
+* :class:`HeuristicPolicy` - public knowledge only, reads the observation: germinate the best
+  public ``q_b / cost_b`` blueprint in free slots in depth order, advance as soon as the gates
+  allow with target 1.0, fossilize when the observed contribution passes a threshold, prune when
+  it is clearly negative.
+* :class:`OraclePolicy` - reads the env's hidden world and each seed's true gain: germinates the
+  blueprint and style with the best expected value net of rent given its neighbours, best
+  positions first and never a negative one, fast ramps, prunes seeds that turned out bad, and
+  fossilizes late enough to let slow learners train. An upper reference, not the optimum.
+
+All are ``TensorDictModuleBase`` s that write ``("action", h)`` for every head, vectorized over envs.
+"""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
+
+from torchrl_slots import layout
+from torchrl_slots.layout import Op, Stage
+
+ACTION_KEYS = [("action", h) for h in layout.HEADS]
+MASK_KEYS = [("action_mask", h) for h in layout.HEADS]
+#: Epochs a seed needs from GERMINATE to FOSSILIZE with the fastest tempo (one op per epoch).
+MIN_EPOCHS_TO_FOSSILIZE = 7
+
+
+def _sample_rows(mask: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+    """Uniform index among the True entries of each row of ``mask`` ``[E, n]``."""
+    return torch.multinomial(mask.float(), 1, generator=gen).squeeze(-1)
+
+
+def sample_legal(masks: dict[str, torch.Tensor] | TensorDictBase, gen: torch.Generator | None = None
+                 ) -> dict[str, torch.Tensor]:
+    """Uniformly random legal factored action from the ``action_mask`` entries.
+
+    Examples:
+        >>> from torchrl_slots.envs import SeedLifecycleEnv
+        >>> env = SeedLifecycleEnv(2, 1, 3, seed=0)
+        >>> td = env.reset()
+        >>> a = sample_legal(td["action_mask"], torch.Generator().manual_seed(0))
+        >>> sorted(a) == sorted(layout.HEADS)
+        True
+    """
+    op = _sample_rows(masks["op"], gen)  # [E]
+    ar = torch.arange(op.shape[0], device=op.device)
+    out = {"op": op}
+    for h in layout.HEADS[1:]:
+        out[h] = _sample_rows(masks[h][ar, op], gen)
+    return out
+
+
+def _first(mask: torch.Tensor, key: torch.Tensor | None = None) -> torch.Tensor:
+    """Index of the True entry with the smallest ``key`` (default: index) per row; 0 if none."""
+    if key is None:
+        key = torch.arange(mask.shape[-1], device=mask.device).expand_as(mask)
+    big = torch.iinfo(torch.int64).max
+    return torch.where(mask, key, big).argmin(-1)
+
+
+def _legal_slots(masks: TensorDictBase, op: Op) -> torch.Tensor:
+    """``[E, N]``: slots ``op`` may act on (the mask row AND'ed with the op being legal, since an
+    illegal op's row is the index-0 placeholder)."""
+    return masks["slot"][:, op] & masks["op"][:, op, None]
+
+
+class _ActionWriter(TensorDictModuleBase):
+    """Base: subclasses compute ``dict(head -> [E] int64)`` from the tensordict."""
+
+    in_keys = MASK_KEYS
+    out_keys = ACTION_KEYS
+
+    def act(self, td: TensorDictBase) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        for h, v in self.act(tensordict).items():
+            tensordict.set(("action", h), v)
+        return tensordict
+
+
+def _compose(td: TensorDictBase, choices: list[tuple[torch.Tensor, int, torch.Tensor, dict[str, int]]]
+             ) -> dict[str, torch.Tensor]:
+    """First-match priority list -> action. Each choice: (want [E] bool, op, slot [E], heads).
+
+    Heads not given default to index 0; ``want`` must only be True where the action is legal.
+    """
+    e = td.batch_size[0]
+    dev = td["action_mask", "op"].device
+    action = {h: torch.zeros(e, dtype=torch.long, device=dev) for h in layout.HEADS}
+    taken = torch.zeros(e, dtype=torch.bool, device=dev)
+    for want, op, slot, heads in choices:
+        pick = want & ~taken
+        action["op"] = torch.where(pick, op, action["op"])
+        action["slot"] = torch.where(pick, slot, action["slot"])
+        for h, v in heads.items():
+            action[h] = torch.where(pick, v, action[h])
+        taken = taken | pick
+    return action
+
+
+class WaitPolicy(_ActionWriter):
+    """Always WAIT. ``WaitPolicy(env)``."""
+
+    def __init__(self, env=None) -> None:
+        super().__init__()
+
+    def act(self, td: TensorDictBase) -> dict[str, torch.Tensor]:
+        op_mask = td["action_mask", "op"]
+        return {h: torch.zeros(op_mask.shape[0], dtype=torch.long, device=op_mask.device) for h in layout.HEADS}
+
+
+class RandomPolicy(_ActionWriter):
+    """Uniformly random legal actions with its own generator. ``RandomPolicy(env, seed=0)``."""
+
+    def __init__(self, env=None, seed: int = 0) -> None:
+        super().__init__()
+        self._seed = seed
+        self._gen: torch.Generator | None = None
+
+    def act(self, td: TensorDictBase) -> dict[str, torch.Tensor]:
+        masks = td["action_mask"]
+        if self._gen is None or self._gen.device != masks.device:
+            self._gen = torch.Generator(device=masks.device).manual_seed(self._seed)
+        return sample_legal(masks, self._gen)
+
+
+class HeuristicPolicy(_ActionWriter):
+    """Public-knowledge heuristic (see module docstring). ``HeuristicPolicy(env)``.
+
+    Args:
+        env: the env (only its public layout is read: grid size and ``max_epochs``).
+        fossilize_threshold: observed contribution (pp) above which a HOLDING seed is fossilized.
+        prune_threshold: observed contribution (pp) below which a blended seed is pruned.
+    """
+
+    in_keys = MASK_KEYS + [("observation", "base"), ("observation", "slots")]
+
+    def __init__(self, env, *, fossilize_threshold: float = 0.5, prune_threshold: float = -0.5) -> None:
+        super().__init__()
+        self.max_epochs = env.config.max_epochs
+        self.fossilize_threshold, self.prune_threshold = fossilize_threshold, prune_threshold
+        ratio = [b.quality / b.cost if b.cost > 0 else -1.0 for b in layout.BLUEPRINTS]
+        self.blueprint = int(torch.tensor(ratio).argmax())
+        rows, cols = layout.grid_ids(env.rows, env.cols)
+        self.register_buffer("depth_key", cols * env.rows + rows, persistent=False)
+
+    def act(self, td: TensorDictBase) -> dict[str, torch.Tensor]:
+        m = td["action_mask"]
+        slots = td["observation", "slots"]  # [E, N, 39]
+        contrib = slots[..., 12] * 5.0
+        alpha = slots[..., 11]
+        left = td["observation", "base"][:, 1] * self.max_epochs  # [E]
+        key = self.depth_key.to(slots.device).expand_as(contrib)
+        foss_ok = _legal_slots(m, Op.FOSSILIZE) & (
+            (contrib > self.fossilize_threshold) | ((left <= 2)[:, None] & (contrib > 0))
+        )
+        prune_ok = _legal_slots(m, Op.PRUNE) & (alpha > 0) & (contrib < self.prune_threshold)
+        adv_ok = _legal_slots(m, Op.ADVANCE)
+        germ_ok = _legal_slots(m, Op.GERMINATE) & (left >= MIN_EPOCHS_TO_FOSSILIZE)[:, None]
+        full = torch.full_like(left, len(layout.ALPHA_TARGETS) - 1, dtype=torch.long)
+        bp = torch.full_like(full, self.blueprint)
+        return _compose(td, [
+            (foss_ok.any(-1), Op.FOSSILIZE, _first(foss_ok), {}),
+            (prune_ok.any(-1), Op.PRUNE, _first(prune_ok), {}),
+            (adv_ok.any(-1), Op.ADVANCE, _first(adv_ok, key), {}),
+            (germ_ok.any(-1), Op.GERMINATE, _first(germ_ok, key), {"blueprint": bp, "alpha_target": full}),
+        ])
+
+
+class OraclePolicy(_ActionWriter):
+    """Greedy oracle reading the env's hidden state (see module docstring). ``OraclePolicy(env)``.
+
+    It reads ``env.state`` at call time, so it must act on the env it was built with, in step.
+    """
+
+    def __init__(self, env, *, min_gain: float = 0.1) -> None:
+        super().__init__()
+        self.env = env
+        self.min_gain = min_gain
+        sim = env.sim
+        w = sim.world
+        # best style per (slot, blueprint): argmax_s m[b, alg(s)] * V[n, b] (sign of V matters)
+        styled = w.style_affinity[:, sim.style_alg].T[None] * sim.slot_value[:, None, :]  # [N, 4, 13]
+        self.best_value, self.best_style = styled.max(dim=1)  # [N, 13]
+
+    def _final_progress(self, rate: torch.Tensor, epochs: torch.Tensor) -> torch.Tensor:
+        return 1.0 - (1.0 - rate) ** epochs.clamp_min(0).float()
+
+    def act(self, td: TensorDictBase) -> dict[str, torch.Tensor]:
+        env, sim = self.env, self.env.sim
+        s, w, cfg = env.state, sim.world, env.config
+        m = td["action_mask"]
+        left = (cfg.max_epochs - s.epoch)  # [E] steps left including this one
+        live = torch.isin(s.stage, sim.live_stages)
+        fossil = s.stage == Stage.FOSSILIZED
+        # ops each live seed still needs before it is fossilized
+        need = torch.zeros_like(s.stage)
+        for stage, ops in ((Stage.GERMINATED, 4), (Stage.TRAINING, 3), (Stage.BLENDING, 2), (Stage.HOLDING, 1)):
+            need = torch.where(s.stage == stage, ops, need)
+        if cfg.auto_advance:
+            need = (need > 0).long()
+        pending = (need * live).sum(-1)  # [E]
+        # expected final contribution of live seeds (true gain, progress at the end, neighbours)
+        p_end = torch.where(live, s.progress + (1 - s.progress) * self._final_progress(w.rate[s.blueprint], left[:, None] - 1), s.progress)
+        seeded = live | fossil
+        p_nb = torch.cat([p_end * seeded, p_end.new_zeros(p_end.shape[0], 1)], 1)[:, sim.neighbours]  # [E, N, 4]
+        bp_nb = torch.cat([s.blueprint, s.blueprint.new_zeros(s.blueprint.shape[0], 1)], 1)[:, sim.neighbours]
+        pair_now = (p_end[..., None] * p_nb * w.interaction[s.blueprint[..., None], bp_nb]).sum(-1)
+        expect = p_end * s.gain + pair_now  # [E, N]
+        foss_ok = _legal_slots(m, Op.FOSSILIZE) & (expect > 0)
+        late = (left <= pending + 1)[:, None] | (s.progress >= 0.9)
+        prune_ok = _legal_slots(m, Op.PRUNE) & (expect < 0)
+        adv_ok = _legal_slots(m, Op.ADVANCE) & (expect > 0)
+        # candidate germinations: value net of rent, with the neighbours that are there now
+        epochs_left = (left - MIN_EPOCHS_TO_FOSSILIZE + 5).clamp_min(0)[:, None]
+        p_new = self._final_progress(w.rate, epochs_left)  # [E, 13]
+        pair = torch.einsum("enk,enkb->enb", p_nb, w.interaction[bp_nb])  # [E, N, 13]
+        blend_epochs = (left[:, None] - 3).clamp_min(0).float()
+        net = p_new[:, None] * (self.best_value + pair) - cfg.rent_scale * w.cost * blend_epochs[..., None]
+        net[..., 0] = -float("inf")
+        germ_slot_ok = _legal_slots(m, Op.GERMINATE)
+        net = torch.where(germ_slot_ok[..., None], net, -float("inf"))
+        best_net, best_bp = net.max(-1)  # [E, N]
+        slot_val, germ_slot = best_net.max(-1)  # [E]
+        ar = torch.arange(s.stage.shape[0], device=s.stage.device)
+        bp = best_bp[ar, germ_slot]
+        style = self.best_style[germ_slot, bp]
+        room = left >= pending + MIN_EPOCHS_TO_FOSSILIZE
+        germ_want = (slot_val > self.min_gain) & room
+        target = torch.full_like(bp, len(layout.ALPHA_TARGETS) - 1)
+        neg_key = (-expect * 1000).long()
+        return _compose(td, [
+            ((foss_ok & late).any(-1), Op.FOSSILIZE, _first(foss_ok & late, neg_key), {}),
+            (prune_ok.any(-1), Op.PRUNE, _first(prune_ok), {}),
+            (adv_ok.any(-1), Op.ADVANCE, _first(adv_ok, neg_key), {}),
+            (germ_want, Op.GERMINATE, germ_slot, {"blueprint": bp, "style": style, "alpha_target": target}),
+            (foss_ok.any(-1) & (left <= pending + 3), Op.FOSSILIZE, _first(foss_ok, neg_key), {}),
+        ])
