@@ -68,7 +68,7 @@ def base_features(sim: SeedSimulator, s: SimState) -> torch.Tensor:
     t = s.epoch.float()
     val_loss_hist = _loss(s.val_hist)  # [E, 5]
     n_enabled = s.enabled.sum(-1).clamp_min(1).float()
-    live = torch.isin(s.stage, sim.live_stages)
+    live = sim.is_live(s)
     seeded = live | (s.stage == Stage.FOSSILIZED)
     params = (sim.world.cost[s.blueprint] * seeded).sum(-1)
     cols = [
@@ -93,39 +93,37 @@ def base_features(sim: SeedSimulator, s: SimState) -> torch.Tensor:
 
 
 def slot_features(sim: SeedSimulator, s: SimState) -> torch.Tensor:
-    """Per-slot features ``[E, N, 39]``; disabled slots are all zero."""
+    """Per-slot features ``[E, N, 39]``; disabled slots are all zero.
+
+    Written column by column into one preallocated tensor (the step's hot spot at 1024 x 50).
+    """
     t_max = float(sim.config.max_epochs)
+    e, n = s.stage.shape
+    f = s.alpha.new_zeros(layout.SLOT_FEATURES, e, n)  # [39, E, N]: contiguous column writes
     seeded = (s.stage >= Stage.GERMINATED) & (s.stage <= Stage.FOSSILIZED)
-    stage_oh = torch.nn.functional.one_hot(s.stage, layout.NUM_STAGES).float()  # [E, N, 9]
-    bp_oh = torch.nn.functional.one_hot(s.blueprint, layout.NUM_BLUEPRINTS).float()  # [E, N, 13]
-    mode = s.ramp_mode.float() * 0.5
+    f[0] = seeded
+    f.scatter_(0, (1 + s.stage)[None], 1.0)  # stage one-hot, features 1-9
+    f[10] = s.pruning
+    f[11] = s.alpha
+    f[12] = s.observed / 5.0
+    f[13] = (s.observed - s.prev_observed) / 5.0
+    f[14] = s.tempo / 8.0
+    f[15] = s.target
     ramp_on = s.ramp_mode > 0
-    scalars = [
-        s.pruning.float(),
-        s.alpha,
-        s.observed / 5.0,
-        (s.observed - s.prev_observed) / 5.0,
-        s.tempo.float() / 8.0,
-        s.target,
-        mode,
-        torch.where(ramp_on, s.ramp_total.float(), 0.0) / 8.0,
-        torch.where(ramp_on, s.ramp_done.float(), 0.0) / 8.0,
-        s.in_stage.float() / t_max,
-        s.alpha - s.prev_alpha,
-        s.algorithm.float() * 0.5 * seeded,
-    ]
+    f[16] = s.ramp_mode * 0.5
+    f[17] = s.ramp_total * ramp_on / 8.0
+    f[18] = s.ramp_done * ramp_on / 8.0
+    f[19] = s.in_stage / t_max
+    f[20] = s.alpha - s.prev_alpha
+    f[21] = s.algorithm * seeded * 0.5
     if sim.config.scaffolding:
-        pairs = sim.pair_terms(s)  # [E, N, 4]
-        scaffold = [
-            0.5 * pairs.sum(-1) / 5.0,
-            pairs.clamp_min(0).sum(-1) / 5.0,
-            (s.alpha @ sim.upstream.T) / 5.0,
-            (s.alpha @ sim.downstream.T) / 5.0,
-        ]
-    else:
-        scaffold = [torch.zeros_like(s.alpha)] * 4
-    out = torch.cat(
-        [seeded.float()[..., None], stage_oh, torch.stack(scalars + scaffold, -1), bp_oh], dim=-1
-    )  # [E, N, 39]
-    out = out.clamp(-FEATURE_BOUND, FEATURE_BOUND)
-    return out * s.enabled[..., None]
+        pairs = s.pairs  # [E, N, 4]
+        f[22] = 0.5 * pairs.sum(-1) / 5.0
+        f[23] = pairs.clamp_min(0).sum(-1) / 5.0
+        f[24] = (s.alpha @ sim.upstream.T) / 5.0
+        f[25] = (s.alpha @ sim.downstream.T) / 5.0
+    f.scatter_(0, (26 + s.blueprint)[None], 1.0)  # blueprint one-hot, features 26-38
+    f[10:26].clamp_(-FEATURE_BOUND, FEATURE_BOUND)
+    f.masked_fill_(~s.enabled[None], 0.0)
+    out = f.permute(1, 2, 0).contiguous()  # [E, N, 39]
+    return out

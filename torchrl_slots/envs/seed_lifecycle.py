@@ -189,7 +189,7 @@ class SeedLifecycleEnv(EnvBase):
 
     def _observation(self, s: SimState, *, score: torch.Tensor, invalid: torch.Tensor) -> TensorDict:
         self._masks = self.sim.masks(s)
-        live = torch.isin(s.stage, self.sim.live_stages)
+        live = self.sim.is_live(s)
         rows = self.sim.row_ids.expand(self.num_envs, -1)
         cols = self.sim.col_ids.expand(self.num_envs, -1)
         return TensorDict(

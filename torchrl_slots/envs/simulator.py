@@ -69,6 +69,7 @@ class SimState:
     age: torch.Tensor  # int64, epochs since germination
     trained: torch.Tensor  # int64, epochs spent in TRAINING
     contribution: torch.Tensor  # float, c_i (hidden, true)
+    pairs: torch.Tensor  # float [E, N, 4], a_i a_j p_i p_j S[b_i, b_j] per neighbour (hidden)
     observed: torch.Tensor  # float, noisy observed contribution (or weak pre-alpha signal)
     prev_observed: torch.Tensor  # float
     prev_alpha: torch.Tensor  # float
@@ -168,7 +169,8 @@ class SeedSimulator:
             tempo=zeros_i, target=zeros_f, gain=zeros_f, progress=zeros_f, alpha=zeros_f,
             ramp_start=zeros_f, ramp_goal=zeros_f, ramp_total=zeros_i, ramp_done=zeros_i,
             ramp_mode=zeros_i, ramp_curve=zeros_i, pruning=torch.zeros(e, n, dtype=torch.bool, device=dev),
-            in_stage=zeros_i, age=zeros_i, trained=zeros_i, contribution=zeros_f, observed=zeros_f,
+            in_stage=zeros_i, age=zeros_i, trained=zeros_i, contribution=zeros_f,
+            pairs=torch.zeros(e, n, 4, device=dev), observed=zeros_f,
             prev_observed=zeros_f, prev_alpha=zeros_f,
             epoch=torch.zeros(e, dtype=torch.long, device=dev), host_a0=a0, host_inf=a_inf, host_tau=tau,
             val_acc=val0, train_acc=val0 + 1.0, val_hist=val0[:, None].expand(e, HISTORY).clone(),
@@ -211,7 +213,7 @@ class SeedSimulator:
 
     def slot_legality(self, s: SimState) -> torch.Tensor:
         """Bool ``[E, 6, N]``: which slots each op may act on now (WAIT row all False)."""
-        live = torch.isin(s.stage, self.live_stages)
+        live = self.is_live(s)
         idle = (s.ramp_mode == 0) & ~s.pruning
         n_live = live.sum(-1, keepdim=True)
         cap = self.config.max_seeds
@@ -235,10 +237,14 @@ class SeedSimulator:
         placeholder[..., 0] = True
         slot = torch.where(legal_slots.any(-1, keepdim=True), legal_slots, placeholder)
         out = {"op": op, "slot": slot}
-        op_idx = op.long()  # [E, 6]: 0 -> placeholder rows, 1 -> legal rows
         for h, rows in self._static_rows.items():
-            out[h] = rows[op_idx, torch.arange(layout.NUM_OPS, device=self.device)]  # [E, 6, n_h]
+            out[h] = torch.where(op[..., None], rows[1], rows[0])  # [E, 6, n_h]
         return out
+
+    @staticmethod
+    def is_live(s: SimState) -> torch.Tensor:
+        """``[E, N]``: GERMINATED..HOLDING (what ``max_seeds`` counts)."""
+        return (s.stage >= Stage.GERMINATED) & (s.stage <= Stage.HOLDING)
 
     # ------------------------------------------------------------------ ops
     def apply(
@@ -265,21 +271,21 @@ class SeedSimulator:
     def _germinate(
         self, s: SimState, m: torch.Tensor, action: dict[str, torch.Tensor], gain_draw: torch.Tensor
     ) -> None:
-        bp = action["blueprint"][:, None].expand_as(m)
-        style = action["style"][:, None].expand_as(m)
-        alg = self.style_alg[style]
-        s.stage = torch.where(m, Stage.GERMINATED, s.stage)
-        s.blueprint = torch.where(m, bp, s.blueprint)
-        s.algorithm = torch.where(m, alg, s.algorithm)
-        s.blend_curve = torch.where(m, self.style_curve[style], s.blend_curve)
+        if not bool(m.any()):
+            return
+        bp, style, slot = action["blueprint"], action["style"], action["slot"]  # [E]
+        alg = self.style_alg[style]  # [E]
+        s.stage = s.stage.masked_fill(m, int(Stage.GERMINATED))
+        s.blueprint = torch.where(m, bp[:, None], s.blueprint)
+        s.algorithm = torch.where(m, alg[:, None], s.algorithm)
+        s.blend_curve = torch.where(m, self.style_curve[style][:, None], s.blend_curve)
         s.tempo = torch.where(m, self.tempo_epochs[action["tempo"]][:, None], s.tempo)
         s.target = torch.where(m, self.alpha_targets[action["alpha_target"]][:, None], s.target)
-        expected = self.world.style_affinity[bp, alg] * self.slot_value[self.slot_arange, bp]  # [E, N]
-        s.gain = torch.where(m, expected + gain_draw, s.gain)
-        for name in ("progress", "alpha", "prev_alpha", "observed", "prev_observed"):
-            setattr(s, name, torch.where(m, 0.0, getattr(s, name)))
-        for name in ("in_stage", "age", "trained", "ramp_mode"):
-            setattr(s, name, torch.where(m, 0, getattr(s, name)))
+        expected = self.world.style_affinity[bp, alg] * self.slot_value[slot, bp]  # [E]: m[b, alg] V_b(u, v)
+        s.gain = torch.where(m, expected[:, None] + gain_draw, s.gain)
+        for name in ("progress", "alpha", "prev_alpha", "observed", "prev_observed",
+                     "in_stage", "age", "trained", "ramp_mode"):
+            setattr(s, name, getattr(s, name).masked_fill(m, 0))
         s.pruning = s.pruning & ~m
 
     def _start_ramp(self, s: SimState, m: torch.Tensor, goal: torch.Tensor, steps: torch.Tensor,
@@ -296,6 +302,8 @@ class SeedSimulator:
         s.ramp_mode = torch.where(ramp, mode, torch.where(instant, 0, s.ramp_mode))
 
     def _advance(self, s: SimState, m: torch.Tensor) -> None:
+        if not bool(m.any()):
+            return
         to_train = m & (s.stage == Stage.GERMINATED)
         to_blend = m & (s.stage == Stage.TRAINING)
         to_hold = m & (s.stage == Stage.BLENDING)
@@ -305,6 +313,8 @@ class SeedSimulator:
         self._start_ramp(s, to_blend, s.target, s.tempo, s.blend_curve, mode=1)
 
     def _set_alpha(self, s: SimState, m: torch.Tensor, action: dict[str, torch.Tensor]) -> None:
+        if not bool(m.any()):
+            return
         style = action["style"][:, None].expand_as(m)
         new_alg = self.style_alg[style]
         bp = s.blueprint
@@ -322,6 +332,8 @@ class SeedSimulator:
         self._start_ramp(s, m & (mode == 2), goal, steps, curve, mode=2)
 
     def _prune(self, s: SimState, m: torch.Tensor, action: dict[str, torch.Tensor]) -> None:
+        if not bool(m.any()):
+            return
         steps = self.speed_epochs[action["alpha_speed"]][:, None].expand_as(m)
         now = m & (steps <= 0)
         slow = m & (steps > 0)
@@ -332,14 +344,14 @@ class SeedSimulator:
 
     @staticmethod
     def _move(s: SimState, m: torch.Tensor, stage: Stage) -> None:
-        s.stage = torch.where(m, int(stage), s.stage)
-        s.in_stage = torch.where(m, 0, s.in_stage)
+        s.stage = s.stage.masked_fill(m, int(stage))
+        s.in_stage = s.in_stage.masked_fill(m, 0)
 
     def _remove(self, s: SimState, m: torch.Tensor) -> None:
         """PRUNED: the seed leaves the host at once."""
         self._move(s, m, Stage.PRUNED)
-        s.alpha = torch.where(m, 0.0, s.alpha)
-        s.ramp_mode = torch.where(m, 0, s.ramp_mode)
+        s.alpha = s.alpha.masked_fill(m, 0.0)
+        s.ramp_mode = s.ramp_mode.masked_fill(m, 0)
         s.pruning = s.pruning & ~m
 
     # ------------------------------------------------------------------ one epoch
@@ -362,7 +374,8 @@ class SeedSimulator:
         self._step_timers(s)
         if cfg.auto_advance:
             self._auto_advance(s)
-        s.contribution = self.contributions(s)
+        s.pairs = self.pair_terms(s)
+        s.contribution = self.contributions(s, s.pairs)
         self._observe(s, noise)
 
     def _step_ramps(self, s: SimState) -> None:
@@ -389,9 +402,9 @@ class SeedSimulator:
         self._move(s, to_embargo, Stage.EMBARGOED)
         self._move(s, to_reset, Stage.RESETTING)
         self._move(s, to_dormant, Stage.DORMANT)
-        s.blueprint = torch.where(to_dormant, 0, s.blueprint)
+        s.blueprint = s.blueprint.masked_fill(to_dormant, 0)
         for name in ("gain", "progress", "target", "observed", "prev_observed"):
-            setattr(s, name, torch.where(to_dormant, 0.0, getattr(s, name)))
+            setattr(s, name, getattr(s, name).masked_fill(to_dormant, 0.0))
 
     def _auto_advance(self, s: SimState) -> None:
         self._advance(s, self.advance_gates(s))
@@ -405,10 +418,11 @@ class SeedSimulator:
             | ((s.stage == Stage.BLENDING) & (s.target >= 1.0) & (s.alpha >= 1.0 - 1e-6))
         ) & idle
 
-    def contributions(self, s: SimState) -> torch.Tensor:
+    def contributions(self, s: SimState, pairs: torch.Tensor | None = None) -> torch.Tensor:
         """``c_i = a_i p_i g_i + 1/2 sum_{j in nbr(i)} a_i a_j p_i p_j S[b_i, b_j]``: ``[E, N]``."""
         ap = s.alpha * s.progress  # [E, N]
-        return ap * s.gain + 0.5 * self.pair_terms(s, ap).sum(-1)
+        pairs = self.pair_terms(s, ap) if pairs is None else pairs
+        return ap * s.gain + 0.5 * pairs.sum(-1)
 
     def pair_terms(self, s: SimState, ap: torch.Tensor | None = None) -> torch.Tensor:
         """``a_i a_j p_i p_j S[b_i, b_j]`` for each slot's 4 neighbours: ``[E, N, 4]``."""
@@ -418,13 +432,13 @@ class SeedSimulator:
         pad_f = torch.cat([ap, ap.new_zeros(e, 1)], dim=1)  # [E, N+1]
         pad_b = torch.cat([s.blueprint, s.blueprint.new_zeros(e, 1)], dim=1)
         nb_ap = pad_f[:, self.neighbours]  # [E, N, 4]
-        nb_bp = pad_b[:, self.neighbours]  # [E, N, 4]
-        strength = self.world.interaction[s.blueprint[..., None], nb_bp]  # [E, N, 4]
+        pair_id = s.blueprint[..., None] * layout.NUM_BLUEPRINTS + pad_b[:, self.neighbours]  # [E, N, 4]
+        strength = self.world.interaction.view(-1).take(pair_id)  # S[b_i, b_j], [E, N, 4]
         return ap[..., None] * nb_ap * strength
 
     def _observe(self, s: SimState, noise: dict[str, torch.Tensor]) -> None:
         cfg = self.config
-        live = torch.isin(s.stage, self.live_stages)
+        live = self.is_live(s)
         strong = s.contribution + cfg.contribution_noise * noise["obs"]
         weak = s.progress * s.gain / 3.0 + cfg.weak_signal_noise * noise["weak"]
         s.observed = torch.where(s.alpha > 0, strong, torch.where(live, weak, torch.zeros_like(weak)))
