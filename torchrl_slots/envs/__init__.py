@@ -1,6 +1,7 @@
 """Environments: the batched :class:`SeedLifecycleEnv`, its reference policies and transforms."""
 
 from torchrl_slots.envs.config import LifecycleConfig
+from torchrl_slots.envs.flat import FlatToSlots, SlotsToFlat
 from torchrl_slots.envs.reference import (
     HeuristicPolicy,
     OraclePolicy,
@@ -13,6 +14,7 @@ from torchrl_slots.envs.simulator import SeedSimulator, SimState
 from torchrl_slots.envs.world import World
 
 __all__ = [
+    "FlatToSlots",
     "HeuristicPolicy",
     "LifecycleConfig",
     "OraclePolicy",
@@ -20,6 +22,7 @@ __all__ = [
     "SeedLifecycleEnv",
     "SeedSimulator",
     "SimState",
+    "SlotsToFlat",
     "WaitPolicy",
     "World",
     "sample_legal",
