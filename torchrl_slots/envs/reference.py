@@ -157,7 +157,9 @@ class HeuristicPolicy(_ActionWriter):
         slots = td["observation", "slots"]  # [E, N, 39]
         contrib = slots[..., 12] * 5.0
         alpha = slots[..., 11]
-        left = td["observation", "base"][:, 1] * self.max_epochs  # [E]
+        # epochs left, rounded: the float32 feature times max_epochs can miss the integer
+        # (7/23 * 23 = 6.9999995), which flipped the ">= 7 epochs left" test
+        left = (td["observation", "base"][:, 1] * self.max_epochs).round()  # [E]
         key = self.depth_key.to(slots.device).expand_as(contrib)
         foss_ok = _legal_slots(m, Op.FOSSILIZE) & (
             (contrib > self.fossilize_threshold) | ((left <= 2)[:, None] & (contrib > 0))
