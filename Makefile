@@ -25,13 +25,13 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: setup
-	$(PY) examples/demo.py
+	$(PY) examples/baselines.py --episodes 256 --grids 1x3,2x5,5x10 --auto-advance-grids 5x10
 
 test: setup
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -m "not slow" tests --doctest-modules torchrl_slots
 
 test-all: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --doctest-modules torchrl_slots
 
 bench: setup
 	$(PY) benchmarks/bench_env.py

@@ -1,0 +1,330 @@
+"""The Slot Transformer encoder, the global-feature encoder, and their tensordict wrapper.
+
+:class:`SlotTransformerEncoder` treats each slot as a token (DESIGN.md): one shared ``Linear``
+embeds every slot, a positional term adds its grid position, a learnable CLS token is prepended
+at position 0, and pre-LN transformer blocks mix the tokens. Masked slots are excluded as
+attention KEYS (nothing reads from them); the CLS key is never masked, so every query row has a
+legal key and no softmax is ever taken over an empty set (``nn.TransformerEncoder`` gives NaN
+there on some paths, TORCHRL_NOTES.md). Masked slots' outputs are zeroed.
+
+Attention is one call to :func:`torch.nn.functional.scaled_dot_product_attention` with a boolean
+``attn_mask`` (True = attend). ``return_attention=True`` takes an explicit
+``softmax(Q K^T / sqrt(d))`` path instead, with the same outputs, to return the weights.
+
+:class:`SlotEncoderModule` is the thin ``TensorDictModule`` that owns the keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from tensordict.nn import TensorDictModule
+from tensordict.utils import NestedKey
+from torch import nn
+
+from torchrl_slots import layout
+from torchrl_slots.modules.positional import make_positional
+
+__all__ = ["GlobalEncoder", "SlotEncoderModule", "SlotTransformerEncoder", "TransformerBlock"]
+
+EncoderOutput = tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN block: ``x = x + attn(ln1(x)); x = x + ffn(ln2(x))`` with a fused QKV ``Linear``.
+
+    Args:
+        embed_dim: token width ``D``; divisible by ``num_heads``.
+        num_heads: attention heads.
+        ffn_dim: hidden width of the GELU feed-forward net.
+        dropout: dropout on attention weights and on both residual branches.
+    """
+
+    def __init__(self, *, embed_dim: int, num_heads: int, ffn_dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.num_heads, self.dropout = num_heads, dropout
+        self.ln1 = nn.LayerNorm(embed_dim)
+        self.qkv = nn.Linear(embed_dim, 3 * embed_dim)
+        self.proj = nn.Linear(embed_dim, embed_dim)
+        self.ln2 = nn.LayerNorm(embed_dim)
+        self.ffn = nn.Sequential(
+            nn.Linear(embed_dim, ffn_dim), nn.GELU(), nn.Linear(ffn_dim, embed_dim), nn.Dropout(dropout)
+        )
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def attention(
+        self, x: torch.Tensor, attn_mask: torch.Tensor, return_attention: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Masked multi-head self-attention; ``attn_mask`` is bool ``[B, 1, 1, T]`` (True = attend)."""
+        B, T, C = x.shape
+        nh = self.num_heads
+        q, k, v = self.qkv(x).split(C, dim=2)  # [B, T, D] each
+        q = q.view(B, T, nh, C // nh).transpose(1, 2)  # [B, nh, T, hs]
+        k = k.view(B, T, nh, C // nh).transpose(1, 2)  # [B, nh, T, hs]
+        v = v.view(B, T, nh, C // nh).transpose(1, 2)  # [B, nh, T, hs]
+        p = self.dropout if self.training else 0.0
+        weights = None
+        if return_attention:
+            scores = (q @ k.transpose(-2, -1)) * (C // nh) ** -0.5  # [B, nh, T, T]
+            scores = scores.masked_fill(~attn_mask, float("-inf"))  # [B, nh, T, T]
+            weights = scores.softmax(dim=-1)  # [B, nh, T, T]
+            y = F.dropout(weights, p=p, training=self.training) @ v  # [B, nh, T, hs]
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)  # [B, nh, T, hs]
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # [B, T, D]
+        return self.resid_dropout(self.proj(y)), weights
+
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor, return_attention: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x`` ``[B, T, D]`` -> (``[B, T, D]``, weights ``[B, nh, T, T]`` or ``None``)."""
+        attn, weights = self.attention(self.ln1(x), attn_mask, return_attention)
+        x = x + attn
+        x = x + self.ffn(self.ln2(x))
+        return x, weights
+
+
+class SlotTransformerEncoder(nn.Module):
+    """Set/grid encoder over slots: shared slot embedding + position + CLS + pre-LN transformer.
+
+    Args:
+        slot_dim: ``F``, width of one slot's features. Default 39 (:data:`layout.SLOT_FEATURES`).
+        embed_dim: ``D``, token width; even and divisible by ``num_heads``. Default 64.
+        num_heads: attention heads. Default 4.
+        num_layers: transformer blocks. Default 2.
+        ffn_dim: feed-forward hidden width. Default 256.
+        dropout: dropout in the blocks. Default 0.0.
+        max_rows, max_cols: grid limits of the ``"learned"`` positional table. Default 16 each.
+        positional: ``"learned"`` (row/col tables), ``"fourier"`` (normalized position) or
+            ``"none"`` (no positions: the encoder is then permutation-equivariant over slots).
+            Default ``"learned"``.
+
+    Raises:
+        ValueError: for an odd ``embed_dim`` or one not divisible by ``num_heads``; in ``forward``
+            for a wrong feature width, a mask that is not bool or not shaped ``features[..., 0]``,
+            ``N == 0``, missing or mis-shaped row/col ids, an id outside the learned table.
+
+    Examples:
+        >>> enc = SlotTransformerEncoder(embed_dim=16, num_heads=2, num_layers=1, ffn_dim=32)
+        >>> feats = torch.randn(2, 4, 5, 39)  # [*B, N, F] with *B = (2, 4)
+        >>> mask = torch.rand(2, 4, 5) > 0.3
+        >>> rows, cols = layout.grid_ids(1, 5)  # [N] ids broadcast over *B
+        >>> cls, slot_repr = enc(feats, mask, rows, cols)
+        >>> cls.shape, slot_repr.shape
+        (torch.Size([2, 4, 16]), torch.Size([2, 4, 5, 16]))
+        >>> bool((slot_repr[~mask] == 0).all())
+        True
+        >>> _, _, attn = enc(feats, mask, rows, cols, return_attention=True)
+        >>> attn.shape  # [*B, num_layers, num_heads, N + 1, N + 1]
+        torch.Size([2, 4, 1, 2, 6, 6])
+    """
+
+    def __init__(
+        self,
+        *,
+        slot_dim: int = layout.SLOT_FEATURES,
+        embed_dim: int = 64,
+        num_heads: int = 4,
+        num_layers: int = 2,
+        ffn_dim: int = 256,
+        dropout: float = 0.0,
+        max_rows: int = layout.MAX_GRID,
+        max_cols: int = layout.MAX_GRID,
+        positional: Literal["learned", "fourier", "none"] = "learned",
+    ) -> None:
+        super().__init__()
+        if embed_dim <= 0 or embed_dim % 2:
+            raise ValueError(f"embed_dim must be a positive even number, got {embed_dim}")
+        if num_heads <= 0 or embed_dim % num_heads:
+            raise ValueError(
+                f"embed_dim must be divisible by num_heads (expected embed_dim % num_heads == 0), "
+                f"got embed_dim={embed_dim}, num_heads={num_heads}"
+            )
+        self.slot_dim, self.embed_dim, self.num_heads, self.num_layers = slot_dim, embed_dim, num_heads, num_layers
+        self.positional_kind = positional
+        self.slot_embed = nn.Linear(slot_dim, embed_dim)
+        self.positional = make_positional(positional, embed_dim=embed_dim, max_rows=max_rows, max_cols=max_cols)
+        self.cls_token = nn.Parameter(torch.empty(embed_dim))
+        nn.init.normal_(self.cls_token, std=0.02)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(embed_dim=embed_dim, num_heads=num_heads, ffn_dim=ffn_dim, dropout=dropout)
+            for _ in range(num_layers)
+        )
+        self.final_norm = nn.LayerNorm(embed_dim)
+
+    def _check_inputs(
+        self,
+        slot_features: torch.Tensor,
+        slot_mask: torch.Tensor,
+        row_ids: torch.Tensor | None,
+        col_ids: torch.Tensor | None,
+    ) -> None:
+        if slot_features.dim() < 2 or slot_features.shape[-1] != self.slot_dim:
+            raise ValueError(
+                f"slot_features must be [*B, N, {self.slot_dim}], got shape {tuple(slot_features.shape)}"
+            )
+        if not slot_features.dtype.is_floating_point:
+            raise ValueError(f"slot_features must be floating point, got {slot_features.dtype}")
+        if slot_features.shape[-2] == 0:
+            raise ValueError("slot_features must have N >= 1 slots (expected shape [*B, N>=1, F]), got N = 0")
+        if slot_mask.dtype != torch.bool:
+            raise ValueError(f"slot_mask must have dtype torch.bool, got {slot_mask.dtype}")
+        if slot_mask.shape != slot_features.shape[:-1]:
+            raise ValueError(
+                f"slot_mask must have shape {tuple(slot_features.shape[:-1])} (features' [*B, N]), "
+                f"got {tuple(slot_mask.shape)}"
+            )
+        if self.positional is None:
+            return
+        n = slot_features.shape[-2]
+        for name, ids in (("row_ids", row_ids), ("col_ids", col_ids)):
+            if ids is None:
+                raise ValueError(f"{name} is required with positional={self.positional_kind!r}, got None")
+            if ids.shape != (n,) and ids.shape != slot_mask.shape:
+                raise ValueError(
+                    f"{name} must have shape ({n},) or {tuple(slot_mask.shape)}, got {tuple(ids.shape)}"
+                )
+
+    def forward(
+        self,
+        slot_features: torch.Tensor,
+        slot_mask: torch.Tensor,
+        row_ids: torch.Tensor | None = None,
+        col_ids: torch.Tensor | None = None,
+        return_attention: bool = False,
+    ) -> EncoderOutput:
+        """Encode a (batched) set of slots.
+
+        Args:
+            slot_features: float ``[*B, N, F]``; ``*B`` may be any shape, empty included.
+            slot_mask: bool ``[*B, N]``, True = the slot exists/is enabled.
+            row_ids, col_ids: integer ``[N]`` or ``[*B, N]``; ignored (may be ``None``) with
+                ``positional="none"``.
+            return_attention: also return the attention weights (explicit softmax path).
+
+        Returns:
+            ``(cls [*B, D], slot_repr [*B, N, D])``, plus the attention weights
+            ``[*B, num_layers, num_heads, N + 1, N + 1]`` (token 0 is CLS) when
+            ``return_attention``. Masked slots' ``slot_repr`` rows are exactly zero.
+        """
+        self._check_inputs(slot_features, slot_mask, row_ids, col_ids)
+        batch, n, d = slot_features.shape[:-2], slot_features.shape[-2], self.embed_dim
+        x = self.slot_embed(slot_features)  # [*B, N, D]
+        if self.positional is not None:
+            x = x + self.positional(row_ids, col_ids)  # [*B, N, D]
+        flat = batch.numel()
+        x = x.reshape(flat, n, d)  # [B', N, D]
+        mask = slot_mask.reshape(flat, n)  # [B', N]
+        cls = self.cls_token.to(x.dtype).expand(flat, 1, d)  # [B', 1, D]
+        x = torch.cat([cls, x], dim=1)  # [B', N+1, D]
+        keep = torch.cat([mask.new_ones(flat, 1), mask], dim=1)  # [B', N+1], CLS never masked
+        attn_mask = keep[:, None, None, :]  # [B', 1, 1, N+1] (heads, queries broadcast)
+        weights = []
+        for block in self.blocks:
+            x, w = block(x, attn_mask, return_attention)  # [B', N+1, D]
+            weights.append(w)
+        x = self.final_norm(x)  # [B', N+1, D]
+        cls_out = x[:, 0].reshape(*batch, d)  # [*B, D]
+        slot_repr = x[:, 1:].masked_fill(~mask[..., None], 0.0).reshape(*batch, n, d)  # [*B, N, D]
+        if not return_attention:
+            return cls_out, slot_repr
+        attn = torch.stack(weights, dim=1)  # [B', L, nh, N+1, N+1]
+        return cls_out, slot_repr, attn.reshape(*batch, *attn.shape[1:])  # [*B, L, nh, N+1, N+1]
+
+
+class GlobalEncoder(nn.Module):
+    """MLP for the global ("base") features: ``Linear -> LayerNorm -> ReLU``.
+
+    Args:
+        base_dim: input width. Default 23 (:data:`layout.BASE_FEATURES`).
+        embed_dim: output width. Default 64.
+
+    Examples:
+        >>> GlobalEncoder(embed_dim=16)(torch.randn(3, 7, 23)).shape
+        torch.Size([3, 7, 16])
+    """
+
+    def __init__(self, *, base_dim: int = layout.BASE_FEATURES, embed_dim: int = 64) -> None:
+        super().__init__()
+        self.base_dim, self.embed_dim = base_dim, embed_dim
+        self.net = nn.Sequential(nn.Linear(base_dim, embed_dim), nn.LayerNorm(embed_dim), nn.ReLU())
+
+    def forward(self, base: torch.Tensor) -> torch.Tensor:
+        """``[*B, base_dim]`` -> ``[*B, embed_dim]``."""
+        if base.dim() < 1 or base.shape[-1] != self.base_dim:
+            raise ValueError(f"base must be [*B, {self.base_dim}], got shape {tuple(base.shape)}")
+        return self.net(base)  # [*B, D]
+
+
+class _EncoderAdapter(nn.Module):
+    """Positional tensors in (2 or 4), tuple out; lets ``TensorDictModule`` own the keys."""
+
+    def __init__(self, encoder: SlotTransformerEncoder, return_attention: bool) -> None:
+        super().__init__()
+        self.encoder, self.return_attention = encoder, return_attention
+
+    def forward(self, *tensors: torch.Tensor) -> EncoderOutput:
+        return self.encoder(*tensors, return_attention=self.return_attention)
+
+
+_DEFAULT_IN_KEYS: tuple[NestedKey, ...] = (
+    ("observation", "slots"),
+    ("observation", "slot_mask"),
+    ("observation", "slot_row"),
+    ("observation", "slot_col"),
+)
+
+
+class SlotEncoderModule(TensorDictModule):
+    """``TensorDictModule`` around a :class:`SlotTransformerEncoder` that owns the (nested) keys.
+
+    Args:
+        encoder: the encoder to run.
+        in_keys: ``(features, mask)`` or ``(features, mask, row, col)``. Default: the
+            ``("observation", ...)`` keys of DESIGN.md, ``slots``, ``slot_mask``, ``slot_row``,
+            ``slot_col``; without the last two when the encoder has ``positional="none"``.
+        out_keys: ``(cls, slot_repr)`` or ``(cls, slot_repr, attention)``; with three keys the
+            attention weights are written too. Default ``("cls", "slot_repr")``.
+
+    Examples:
+        >>> from tensordict import TensorDict
+        >>> enc = SlotTransformerEncoder(slot_dim=6, embed_dim=8, num_heads=2, num_layers=1,
+        ...                              ffn_dim=16, positional="none")
+        >>> module = SlotEncoderModule(enc, in_keys=[("agents", "features"), ("agents", "mask")],
+        ...                            out_keys=[("agents", "summary"), ("agents", "repr")])
+        >>> td = TensorDict({"agents": {"features": torch.randn(3, 4, 6),
+        ...                             "mask": torch.ones(3, 4, dtype=torch.bool)}}, batch_size=[3])
+        >>> td = module(td)
+        >>> td["agents", "summary"].shape, td["agents", "repr"].shape
+        (torch.Size([3, 8]), torch.Size([3, 4, 8]))
+    """
+
+    def __init__(
+        self,
+        encoder: SlotTransformerEncoder,
+        *,
+        in_keys: Sequence[NestedKey] | None = None,
+        out_keys: Sequence[NestedKey] = ("cls", "slot_repr"),
+    ) -> None:
+        if in_keys is None:
+            in_keys = _DEFAULT_IN_KEYS if encoder.positional is not None else _DEFAULT_IN_KEYS[:2]
+        in_keys, out_keys = list(in_keys), list(out_keys)
+        if len(in_keys) not in (2, 4):
+            raise ValueError(f"in_keys must be (features, mask[, row, col]): 2 or 4 keys, got {len(in_keys)}")
+        if len(in_keys) == 2 and encoder.positional is not None:
+            raise ValueError(
+                f"an encoder with positional={encoder.positional_kind!r} needs 4 in_keys "
+                f"(features, mask, row, col), got 2"
+            )
+        if len(out_keys) not in (2, 3):
+            raise ValueError(f"out_keys must be (cls, slot_repr[, attention]): 2 or 3 keys, got {len(out_keys)}")
+        adapter = _EncoderAdapter(encoder, return_attention=len(out_keys) == 3)
+        super().__init__(adapter, in_keys=in_keys, out_keys=out_keys)
+
+    @property
+    def encoder(self) -> SlotTransformerEncoder:
+        """The wrapped :class:`SlotTransformerEncoder`."""
+        return self.module.encoder

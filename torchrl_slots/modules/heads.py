@@ -1,0 +1,140 @@
+"""Factored action heads shared by both architectures (DESIGN.md "one joint distribution").
+
+:class:`FactoredHeads` turns the LSTM core ``[*B, H]`` and a per-slot representation
+``[*B, N, D]`` into the parameters of
+:class:`~torchrl_slots.modules.distribution.FactoredActionDistribution`:
+
+* ``op``: ``Linear(H -> 6)``.
+* ``slot`` for every op ``[*B, 6, N]``: the pointer head (transformer: the query is the core plus
+  a learned op embedding, keys from ``slot_repr``) or ``Linear(H -> 6 N)`` (flat baseline).
+* the six small heads for every (op, slot) ``[*B, 6, N, n_h]``: additive logits
+  ``A_h(core)[op] + C_h(slot_repr[slot])``: one set per op from the core, plus a term from the
+  chosen slot's representation, so the blueprint is chosen knowing the op AND where the seed will
+  sit. (Additive in logit space: a product of an op-expert and a slot-expert; it keeps the
+  all-ops-all-slots tensor at the logits' size, with no hidden layer of that size.)
+
+With ``conditioning="none"`` (the seed's independent heads, for parity experiments) the same
+logits are used for every op and slot (the slot term is dropped), and the masks are the union of
+the legal ops' rows; the joint then factorises into independent heads.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from torchrl_slots import layout
+from torchrl_slots.modules.pointer import PointerHead
+
+_SMALL_SIZES = [layout.FIXED_HEAD_SIZES[h] for h in layout.SMALL_HEADS]
+
+
+def union_masks(masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Masks for independent heads: for each head, the union of the rows of the legal ops
+    ``[*B, n]`` (``op`` is returned as is)."""
+    legal = masks["op"]  # [*B, 6]
+    out = {"op": legal}
+    for h in layout.HEADS[1:]:
+        out[h] = (masks[h] & legal[..., None]).any(-2)  # [*B, n]
+    return out
+
+
+class FactoredHeads(nn.Module):
+    """Parameters of the factored action distribution (see module docstring).
+
+    Args:
+        core_dim: H, the LSTM core width.
+        slot_dim: D, the width of ``slot_repr``.
+        slot_head: ``"pointer"`` (any N) or ``"linear"`` (needs ``num_slots``).
+        num_slots: N for the linear slot head.
+        op_embed_dim: width of the learned op embedding that conditions the pointer query.
+        key_dim: pointer key/query width.
+        conditioning: ``"op"`` (op -> slot -> rest) or ``"none"`` (independent heads).
+
+    Examples:
+        >>> heads = FactoredHeads(core_dim=16, slot_dim=8)
+        >>> masks = {"op": torch.ones(2, 6, dtype=torch.bool)}
+        >>> masks.update({h: torch.ones(2, 6, n, dtype=torch.bool)
+        ...               for h, n in layout.head_sizes(3).items() if h != "op"})
+        >>> params = heads(torch.randn(2, 16), torch.randn(2, 3, 8), masks)
+        >>> params["slot"]["logits"].shape, params["blueprint"]["logits"].shape
+        (torch.Size([2, 6, 3]), torch.Size([2, 6, 3, 13]))
+    """
+
+    def __init__(
+        self,
+        *,
+        core_dim: int,
+        slot_dim: int,
+        slot_head: Literal["pointer", "linear"] = "pointer",
+        num_slots: int | None = None,
+        op_embed_dim: int = 32,
+        key_dim: int = 64,
+        conditioning: Literal["op", "none"] = "op",
+    ) -> None:
+        super().__init__()
+        if conditioning not in ("op", "none"):
+            raise ValueError(f"conditioning must be 'op' or 'none', got {conditioning!r}")
+        if slot_head not in ("pointer", "linear"):
+            raise ValueError(f"slot_head must be 'pointer' or 'linear', got {slot_head!r}")
+        if slot_head == "linear" and not num_slots:
+            raise ValueError("slot_head='linear' needs num_slots")
+        self.conditioning, self.slot_head_kind, self.num_slots = conditioning, slot_head, num_slots
+        n_ops = layout.NUM_OPS if conditioning == "op" else 1
+        self.n_ops = n_ops
+        self.op_head = nn.Linear(core_dim, layout.NUM_OPS)
+        if slot_head == "pointer":
+            self.op_embedding = nn.Embedding(n_ops, op_embed_dim)
+            self.slot_head = PointerHead(context_dim=core_dim, slot_dim=slot_dim, key_dim=key_dim, cond_dim=op_embed_dim)
+        else:
+            self.slot_head = nn.Linear(core_dim, n_ops * num_slots)
+        total = sum(_SMALL_SIZES)
+        self.small_from_core = nn.Linear(core_dim, n_ops * total)
+        self.small_from_slot = nn.Linear(slot_dim, total) if conditioning == "op" else None
+
+    def output_layers(self) -> list[nn.Linear]:
+        """The policy output layers (initialised with std 0.01)."""
+        layers = [self.op_head, self.small_from_core]
+        if self.small_from_slot is not None:
+            layers.append(self.small_from_slot)
+        if isinstance(self.slot_head, nn.Linear):
+            layers.append(self.slot_head)
+        return layers
+
+    def _slot_logits(self, core: torch.Tensor, slot_repr: torch.Tensor) -> torch.Tensor:
+        """``[*B, n_ops, N]``."""
+        n = slot_repr.shape[-2]
+        if self.slot_head_kind == "pointer":
+            cond = self.op_embedding.weight.expand(*core.shape[:-1], -1, -1)  # [*B, n_ops, E]
+            return self.slot_head(core, slot_repr, cond)  # [*B, n_ops, N]
+        if n != self.num_slots:
+            raise ValueError(f"the linear slot head was built for {self.num_slots} slots, got {n}")
+        return self.slot_head(core).unflatten(-1, (self.n_ops, n))  # [*B, n_ops, N]
+
+    def forward(
+        self, core: torch.Tensor, slot_repr: torch.Tensor, masks: dict[str, torch.Tensor]
+    ) -> dict[str, dict[str, torch.Tensor]]:
+        """Return ``{head: {"logits": ..., "mask": ...}}`` with the distribution's shapes."""
+        batch, n = core.shape[:-1], slot_repr.shape[-2]
+        ops = layout.NUM_OPS
+        slot_logits = self._slot_logits(core, slot_repr)  # [*B, n_ops, N]
+        small = self.small_from_core(core).unflatten(-1, (self.n_ops, -1))  # [*B, n_ops, total]
+        if self.conditioning == "op":
+            slot_term = self.small_from_slot(slot_repr)  # [*B, N, total]
+            small = small[..., :, None, :] + slot_term[..., None, :, :]  # [*B, 6, N, total]
+            out_masks = masks
+        else:
+            small = small[..., :, None, :].expand(*batch, ops, n, -1)  # [*B, 6, N, total] (same everywhere)
+            slot_logits = slot_logits.expand(*batch, ops, n)
+            union = union_masks(masks)
+            out_masks = {"op": masks["op"]}
+            out_masks.update({h: union[h][..., None, :].expand(*batch, ops, -1) for h in layout.HEADS[1:]})
+        params = {
+            "op": {"logits": self.op_head(core), "mask": out_masks["op"]},
+            "slot": {"logits": slot_logits, "mask": out_masks["slot"]},
+        }
+        for h, chunk in zip(layout.SMALL_HEADS, small.split(_SMALL_SIZES, dim=-1)):
+            params[h] = {"logits": chunk, "mask": out_masks[h]}  # [*B, 6, N, n_h], [*B, 6, n_h]
+        return params

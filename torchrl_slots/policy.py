@@ -1,0 +1,324 @@
+"""Spec-driven policy factory: ``create_policy(arch, env, config) -> SlotPolicy``.
+
+A :class:`SlotPolicy` is an actor (the factored action distribution over op -> slot -> rest) and
+a critic (a TorchRL ``ValueOperator`` head) that share one trunk + LSTM core:
+
+``observation -> trunk -> LSTMModule -> LayerNorm -> "core" -> heads -> params -> distribution``
+and ``"core" -> value head -> "state_value"``.
+
+Two architectures are registered: ``"transformer"`` (Slot Transformer trunk, pointer slot head;
+any N) and ``"lstm"`` (the flat-concatenation baseline; one N). ``register_policy`` adds more.
+
+Trunk passes: with ``critic_mode="shared"`` (default) the critic is only the value head and reads
+the ``"core"`` that the actor's ``get_dist`` (which ``ClipPPOLoss`` calls) has just written into
+the tensordict, so one loss call runs the trunk once; GAE needs the critic on its own and calls
+:attr:`SlotPolicy.value_network` (trunk + value head) outside the loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import torch
+from tensordict.nn import TensorDictModule, TensorDictModuleBase, TensorDictSequential
+from torch import nn
+from torchrl.envs import EnvBase, InitTracker, Transform
+from torchrl.modules import LSTMModule, ValueOperator
+
+from torchrl_slots import layout
+from torchrl_slots.modules.actor import make_factored_actor
+from torchrl_slots.modules.heads import FactoredHeads
+from torchrl_slots.modules.init import init_lstm, init_output_layer, init_weights
+from torchrl_slots.modules.trunks import FlatTrunk, TransformerTrunk
+
+logger = logging.getLogger(__name__)
+
+OBS_KEYS = [("observation", k) for k in ("base", "slots", "slot_mask", "slot_row", "slot_col")]
+MASK_KEYS = [("action_mask", h) for h in layout.HEADS]
+PARAM_KEYS = [("params", h, part) for h in layout.HEADS for part in ("logits", "mask")]
+CHECKPOINT_FORMAT = "torchrl_slots.SlotPolicy/1"
+
+
+@dataclass
+class PolicyConfig:
+    """Hyper-parameters of a :class:`SlotPolicy` (defaults follow the seed plan).
+
+    Args:
+        embed_dim: transformer width D (also the flat trunk's per-slot embedding width).
+        num_heads: attention heads.
+        num_layers: transformer blocks.
+        ffn_dim: transformer feed-forward width.
+        dropout: transformer dropout.
+        feature_dim: width fed to the LSTM (the flat trunk's Linear width).
+        lstm_hidden: LSTM hidden size H.
+        conditioning: ``"op"`` (op -> slot -> rest) or ``"none"`` (independent heads; needs an env
+            with ``invalid_action="wait"``).
+        positional: ``"learned"`` row/col tables, ``"fourier"`` (normalized positions, for
+            zero-shot across grid sizes) or ``"none"``.
+        key_dim: pointer key/query width.
+        op_embed_dim: op embedding width (pointer query conditioning).
+        max_rows: largest grid rows the learned positional table supports.
+        max_cols: largest grid cols the learned positional table supports.
+    """
+
+    embed_dim: int = 64
+    num_heads: int = 4
+    num_layers: int = 2
+    ffn_dim: int = 256
+    dropout: float = 0.0
+    feature_dim: int = 128
+    lstm_hidden: int = 128
+    conditioning: Literal["op", "none"] = "op"
+    positional: Literal["learned", "fourier", "none"] = "learned"
+    key_dim: int = 64
+    op_embed_dim: int = 32
+    max_rows: int = layout.MAX_GRID
+    max_cols: int = layout.MAX_GRID
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PolicyConfig":
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown PolicyConfig fields {sorted(unknown)}")
+        return cls(**data)
+
+
+class _TrunkAdapter(nn.Module):
+    def __init__(self, trunk: nn.Module) -> None:
+        super().__init__()
+        self.trunk = trunk
+
+    def forward(self, base, slots, slot_mask, slot_row, slot_col):
+        return self.trunk(base, slots, slot_mask, slot_row, slot_col)
+
+
+class _HeadsAdapter(nn.Module):
+    """Tensors in, flat tuple of (logits, mask) per head out, in ``PARAM_KEYS`` order."""
+
+    def __init__(self, heads: FactoredHeads) -> None:
+        super().__init__()
+        self.heads = heads
+
+    def forward(self, core, slot_repr, *masks):
+        params = self.heads(core, slot_repr, dict(zip(layout.HEADS, masks)))
+        return tuple(params[h][part] for h in layout.HEADS for part in ("logits", "mask"))
+
+
+class SlotPolicy(nn.Module):
+    """Actor + critic sharing one trunk and LSTM core. Build with :func:`create_policy`.
+
+    Attributes:
+        actor: the probabilistic actor (writes ``("action", h)`` and per-head log-probs).
+        critic: the value head for ``ClipPPOLoss`` (reads ``"core"`` from the actor's pass when
+            ``critic_mode="shared"``; runs the whole trunk when ``"full"``).
+        value_network: trunk + value head, for GAE and evaluation.
+        arch, config, num_slots: what it was built with (``num_slots`` matters for ``"lstm"``).
+    """
+
+    def __init__(self, arch: str, trunk: nn.Module, heads: FactoredHeads, config: PolicyConfig,
+                 num_slots: int, critic_mode: Literal["shared", "full"] = "shared") -> None:
+        super().__init__()
+        self.arch, self.config, self.num_slots = arch, config, num_slots
+        self.trunk_net, self.heads_net = trunk, heads
+        lstm = nn.LSTM(trunk.feature_dim, config.lstm_hidden, batch_first=True)
+        self.value_net = nn.Linear(config.lstm_hidden, 1)
+        self.core_norm = nn.LayerNorm(config.lstm_hidden)
+        init_weights(self)
+        init_lstm(lstm)
+        for layer in heads.output_layers():
+            init_output_layer(layer, std=0.01)
+        init_output_layer(self.value_net, std=1.0)
+        self.lstm = LSTMModule(
+            lstm=lstm,
+            in_keys=["trunk_out", "recurrent_state_h", "recurrent_state_c"],
+            out_keys=["core_raw", ("next", "recurrent_state_h"), ("next", "recurrent_state_c")],
+        )
+        self.trunk = TensorDictSequential(
+            TensorDictModule(_TrunkAdapter(trunk), in_keys=OBS_KEYS, out_keys=["trunk_out", "slot_repr"]),
+            self.lstm,
+            TensorDictModule(self.core_norm, in_keys=["core_raw"], out_keys=["core"]),
+        )
+        params = TensorDictSequential(
+            self.trunk,
+            TensorDictModule(_HeadsAdapter(heads), in_keys=["core", "slot_repr", *MASK_KEYS], out_keys=PARAM_KEYS),
+        )
+        self.actor = make_factored_actor(params)
+        self.value_head = ValueOperator(self.value_net, in_keys=["core"])
+        self.value_network = TensorDictSequential(self.trunk, self.value_head)
+        self.critic_mode = critic_mode
+        self.critic = self.value_head if critic_mode == "shared" else self.value_network
+
+    def transforms(self) -> list[Transform]:
+        """What the env needs for this policy: ``InitTracker`` and the LSTM state primer."""
+        return [InitTracker(), self.lstm.make_tensordict_primer()]
+
+    def forward(self, tensordict):
+        return self.actor(tensordict)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> None:
+        """Write config + weights atomically (temp file + rename); readable with
+        ``torch.load(weights_only=True)``."""
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "arch": self.arch,
+            "config": asdict(self.config),
+            "num_slots": self.num_slots,
+            "state_dict": self.state_dict(),
+        }
+        atomic_save(payload, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, env: EnvBase, *, arch: str | None = None) -> "SlotPolicy":
+        """Rebuild a saved policy for ``env`` (a transformer checkpoint fits any grid size).
+
+        Raises ``ValueError`` when the file is not a SlotPolicy checkpoint, when ``arch`` is given
+        and differs from the saved one, or when the saved weights do not fit this env (the flat
+        LSTM on another N).
+        """
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path} is not a SlotPolicy checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+        saved_arch = payload["arch"]
+        if arch is not None and arch != saved_arch:
+            raise ValueError(f"{path} holds a {saved_arch!r} policy, but arch={arch!r} was asked for")
+        policy = create_policy(saved_arch, env, PolicyConfig.from_dict(payload["config"]))
+        try:
+            policy.load_state_dict(payload["state_dict"])
+        except RuntimeError as err:
+            raise ValueError(
+                f"the {saved_arch!r} checkpoint {path} (built for {payload['num_slots']} slots) does not fit "
+                f"this env ({policy.num_slots} slots): {err}"
+            ) from err
+        return policy.to(_env_device(env))
+
+    def compile(self, mode: str | None = None, fullgraph: bool = False) -> Callable:
+        """Return a ``torch.compile`` d actor for collection (LSTM included: sets dynamo's
+        ``allow_rnn``). The eager modules are unchanged."""
+        torch._dynamo.config.allow_rnn = True
+        return torch.compile(self.actor, mode=mode, fullgraph=fullgraph)
+
+
+def atomic_save(obj: object, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temp file in the same folder, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _env_device(env: EnvBase) -> torch.device:
+    return env.device if env.device is not None else torch.device("cpu")
+
+
+# ---------------------------------------------------------------------- registry
+PolicyBuilder = Callable[[EnvBase, PolicyConfig], SlotPolicy]
+_REGISTRY: dict[str, PolicyBuilder] = {}
+
+
+def register_policy(name: str) -> Callable[[PolicyBuilder], PolicyBuilder]:
+    """Decorator: register ``builder(env, config) -> SlotPolicy`` under ``name``."""
+
+    def deco(builder: PolicyBuilder) -> PolicyBuilder:
+        if name in _REGISTRY:
+            raise ValueError(f"a policy named {name!r} is already registered")
+        _REGISTRY[name] = builder
+        return builder
+
+    return deco
+
+
+def registered_policies() -> list[str]:
+    """Names accepted by :func:`create_policy`."""
+    return sorted(_REGISTRY)
+
+
+def env_num_slots(env: EnvBase) -> int:
+    """N from the env's specs, checking the DESIGN.md contract on the way."""
+    spec = env.observation_spec
+    keys = set(spec.keys(True, True))
+    missing = [k for k in OBS_KEYS + MASK_KEYS if k not in keys]
+    if missing:
+        raise ValueError(f"the env's observation spec lacks the slot contract keys {missing}")
+    slots = spec["observation", "slots"].shape
+    base = spec["observation", "base"].shape
+    if slots[-1] != layout.SLOT_FEATURES or base[-1] != layout.BASE_FEATURES:
+        raise ValueError(
+            f"expected observation base [..., {layout.BASE_FEATURES}] and slots [..., N, {layout.SLOT_FEATURES}], "
+            f"got {tuple(base)} and {tuple(slots)}"
+        )
+    n = slots[-2]
+    for h, size in layout.head_sizes(n).items():
+        got = spec["action_mask", h].shape[-1]
+        if got != size:
+            raise ValueError(f"action_mask {h!r} has {got} values, expected {size}")
+    return n
+
+
+def _check_conditioning(env: EnvBase, config: PolicyConfig) -> None:
+    env_cfg = getattr(getattr(env, "base_env", env), "config", None)
+    if config.conditioning == "none" and getattr(env_cfg, "invalid_action", "wait") == "raise":
+        raise ValueError(
+            "conditioning='none' samples heads independently and can pick illegal (op, slot) pairs; "
+            "the env must run with LifecycleConfig(invalid_action='wait'), got invalid_action='raise'"
+        )
+
+
+def create_policy(arch: str, env: EnvBase, config: PolicyConfig | None = None,
+                  *, critic_mode: Literal["shared", "full"] = "shared") -> SlotPolicy:
+    """Build a registered policy for ``env``; sizes come from the env's specs.
+
+    Examples:
+        >>> from torchrl_slots.envs import SeedLifecycleEnv
+        >>> env = SeedLifecycleEnv(2, 1, 3, seed=0)
+        >>> policy = create_policy("transformer", env)
+        >>> policy.arch, policy.num_slots
+        ('transformer', 3)
+        >>> create_policy("mlp", env)
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown policy 'mlp'; known: ['lstm', 'transformer']
+    """
+    if arch not in _REGISTRY:
+        raise ValueError(f"unknown policy {arch!r}; known: {registered_policies()}")
+    config = PolicyConfig() if config is None else config
+    _check_conditioning(env, config)
+    policy = _REGISTRY[arch](env, config)
+    policy.critic_mode = critic_mode
+    policy.critic = policy.value_head if critic_mode == "shared" else policy.value_network
+    return policy.to(_env_device(env))
+
+
+@register_policy("transformer")
+def _build_transformer(env: EnvBase, config: PolicyConfig) -> SlotPolicy:
+    n = env_num_slots(env)
+    trunk = TransformerTrunk(
+        embed_dim=config.embed_dim, num_heads=config.num_heads, num_layers=config.num_layers,
+        ffn_dim=config.ffn_dim, dropout=config.dropout, max_rows=config.max_rows,
+        max_cols=config.max_cols, positional=config.positional, feature_dim=config.feature_dim,
+    )
+    heads = FactoredHeads(core_dim=config.lstm_hidden, slot_dim=config.embed_dim, slot_head="pointer",
+                          key_dim=config.key_dim, op_embed_dim=config.op_embed_dim,
+                          conditioning=config.conditioning)
+    return SlotPolicy("transformer", trunk, heads, config, num_slots=n)
+
+
+@register_policy("lstm")
+def _build_lstm(env: EnvBase, config: PolicyConfig) -> SlotPolicy:
+    n = env_num_slots(env)
+    trunk = FlatTrunk(num_slots=n, feature_dim=config.feature_dim, slot_dim=config.embed_dim)
+    heads = FactoredHeads(core_dim=config.lstm_hidden, slot_dim=config.embed_dim, slot_head="linear",
+                          num_slots=n, conditioning=config.conditioning)
+    return SlotPolicy("lstm", trunk, heads, config, num_slots=n)
