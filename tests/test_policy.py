@@ -173,3 +173,16 @@ def test_not_a_checkpoint_is_refused(tmp_path):
     torch.save({"hello": 1}, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="not a SlotPolicy checkpoint"):
         SlotPolicy.load(tmp_path / "x.pt", SeedLifecycleEnv(1, 1, 3, seed=0))
+
+
+@pytest.mark.slow
+def test_compiled_actor_matches_eager_deterministic_actions():
+    env, policy = make("transformer")
+    td = env.reset()
+    compiled = policy.compile()
+    with torch.no_grad(), set_interaction_type(InteractionType.DETERMINISTIC):
+        a = compiled(td.clone())
+        b = policy.actor(td.clone())
+    for h in layout.HEADS:
+        assert torch.equal(a["action", h], b["action", h]), h
+    assert torch.allclose(a["core"], b["core"], atol=1e-5)
