@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from torchrl_slots.envs import LifecycleConfig, SeedLifecycleEnv
+from torchrl_slots.envs import SeedLifecycleEnv
 
 GRIDS = {3: (1, 3), 10: (2, 5), 25: (5, 5), 50: (5, 10)}
 

@@ -263,7 +263,7 @@ def test_component_views_refuse_to_sample_alone():
 
 def test_independent_params_factorise():
     gen = torch.Generator().manual_seed(12)
-    b, n, sizes = 5, 4, layout.head_sizes(4)
+    b, sizes = 5, layout.head_sizes(4)
     logits = {h: torch.randn(b, k, generator=gen) for h, k in sizes.items()}
     masks = {h: (torch.rand(b, k, generator=gen) < 0.5) | F.one_hot(torch.zeros(b, dtype=torch.long), k).bool()
              for h, k in sizes.items()}

@@ -36,7 +36,6 @@ from torchrl_slots.envs.config import LifecycleConfig
 from torchrl_slots.envs.world import World, neighbour_index
 from torchrl_slots.layout import Op, Stage
 
-_LIVE = torch.tensor([int(s) for s in layout.LIVE_STAGES])
 _POTENTIAL = torch.zeros(layout.NUM_STAGES)
 for _stage, _phi in layout.STAGE_POTENTIAL.items():
     _POTENTIAL[_stage] = _phi
@@ -142,7 +141,6 @@ class SeedSimulator:
         self.upstream = (same_row & (self.col_ids[None, :] < self.col_ids[:, None])).float()  # [N, N]
         self.downstream = (same_row & (self.col_ids[None, :] > self.col_ids[:, None])).float()
         self.stage_potential = _POTENTIAL.to(self.device)
-        self.live_stages = _LIVE.to(self.device)
         styles = sorted(layout.STYLE_TABLE)
         self.style_curve = torch.tensor([int(layout.STYLE_TABLE[s][0]) for s in styles], device=self.device)
         self.style_alg = torch.tensor([int(layout.STYLE_TABLE[s][1]) for s in styles], device=self.device)
