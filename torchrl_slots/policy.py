@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Literal
 
 import torch
-from tensordict.nn import TensorDictModule, TensorDictSequential
+from tensordict.nn import TensorDictModule, TensorDictModuleBase, TensorDictSequential
 from torch import nn
 from torchrl.envs import EnvBase, InitTracker, Transform
 from torchrl.modules import LSTMModule, ValueOperator
@@ -151,7 +151,21 @@ class SlotPolicy(nn.Module):
         self.value_head = ValueOperator(self.value_net, in_keys=["core"])
         self.value_network = TensorDictSequential(self.trunk, self.value_head)
         self.critic_mode = critic_mode
-        self.critic = self.value_head if critic_mode == "shared" else self.value_network
+
+    @property
+    def critic_mode(self) -> Literal["shared", "full"]:
+        return self._critic_mode
+
+    @critic_mode.setter
+    def critic_mode(self, mode: Literal["shared", "full"]) -> None:
+        if mode not in ("shared", "full"):
+            raise ValueError(f"critic_mode must be 'shared' or 'full', got {mode!r}")
+        self._critic_mode = mode
+
+    @property
+    def critic(self) -> TensorDictModuleBase:
+        """The critic for ``ClipPPOLoss``, derived from :attr:`critic_mode`."""
+        return self.value_head if self._critic_mode == "shared" else self.value_network
 
     def transforms(self) -> list[Transform]:
         """What the env needs for this policy: ``InitTracker`` and the LSTM state primer."""
@@ -297,7 +311,6 @@ def create_policy(arch: str, env: EnvBase, config: PolicyConfig | None = None,
     _check_conditioning(env, config)
     policy = _REGISTRY[arch](env, config)
     policy.critic_mode = critic_mode
-    policy.critic = policy.value_head if critic_mode == "shared" else policy.value_network
     return policy.to(_env_device(env))
 
 
