@@ -175,17 +175,21 @@ class SlotPolicy(nn.Module):
         return self.actor(tensordict)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike) -> None:
-        """Write config + weights atomically (temp file + rename); readable with
-        ``torch.load(weights_only=True)``."""
-        payload = {
+    def payload(self) -> dict:
+        """Config + weights as a plain dict (what :meth:`save` writes; also stored inside training
+        checkpoints)."""
+        return {
             "format": CHECKPOINT_FORMAT,
             "arch": self.arch,
             "config": asdict(self.config),
             "num_slots": self.num_slots,
             "state_dict": self.state_dict(),
         }
-        atomic_save(payload, path)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write config + weights atomically (temp file + rename); readable with
+        ``torch.load(weights_only=True)``."""
+        atomic_save(self.payload(), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, env: EnvBase, *, arch: str | None = None) -> "SlotPolicy":
@@ -196,6 +200,13 @@ class SlotPolicy(nn.Module):
         LSTM on another N).
         """
         payload = torch.load(path, map_location="cpu", weights_only=True)
+        return cls.from_payload(payload, env, arch=arch, source=str(path))
+
+    @classmethod
+    def from_payload(cls, payload: dict, env: EnvBase, *, arch: str | None = None,
+                     source: str = "the payload") -> "SlotPolicy":
+        """Rebuild a policy from :meth:`payload`'s dict (same checks as :meth:`load`)."""
+        path = source
         if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a SlotPolicy checkpoint (expected format {CHECKPOINT_FORMAT!r})")
         saved_arch = payload["arch"]
