@@ -38,11 +38,11 @@ def brute_force_values(features, mask, radius):
 
 
 def test_reward_is_the_picked_items_value_and_matches_a_brute_force_count():
-    env = ItemsEnv(6, 9, radius=0.3, seed=3)
+    env = ItemsEnv(6, 9, radius=0.6, seed=3)
     td = env.reset()
     values = env.values()
     for e in range(6):
-        expected = brute_force_values(td[FEATURES_KEY][e], td[MASK_KEY][e], 0.3)
+        expected = brute_force_values(td[FEATURES_KEY][e], td[MASK_KEY][e], 0.6)
         torch.testing.assert_close(values[e], expected, atol=1e-5, rtol=0)
     action = values.argmax(-1)
     out = env.step(td.set("action", action))
@@ -56,7 +56,7 @@ def test_valid_counts_cover_min_to_n_and_features_have_the_documented_ranges():
     counts = td[MASK_KEY].sum(-1)
     assert set(counts.unique().tolist()) == set(range(3, 11))
     pos = td[FEATURES_KEY][..., :2]
-    assert pos.min() >= 0 and pos.max() <= 1
+    assert pos.min() >= -1 and pos.max() <= 1 and pos.min() < -0.99 and pos.max() > 0.99
     assert abs(td[FEATURES_KEY][..., 2:].std().item() - 1) < 0.05
     first_valid = td[MASK_KEY].float().argmax(-1)
     assert (first_valid > 0).any(), "valid items are a random subset, not a prefix"
