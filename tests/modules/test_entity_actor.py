@@ -156,6 +156,13 @@ def test_state_without_a_valid_entity_raises_naming_key_and_batch_index():
     actor2 = make_entity_actor(make_encoder(), entity_key=ENTITY, mask_key=MASK, action_mask_key=pick)
     with pytest.raises(ValueError, match=r"\('world', 'pickable'\) at batch index \(1, 2\)"):
         actor2(td2)
+    actor3 = make_entity_actor(make_encoder(), entity_key=ENTITY, mask_key=MASK, extra_head_size=3,
+                               extra_mask_key=("world", "verbs"))
+    td3 = make_obs(batch=(4,))
+    td3["world", "verbs"] = torch.ones(4, 3, dtype=torch.bool)
+    td3["world", "verbs"][2] = False
+    with pytest.raises(ValueError, match=r"no valid choice in \('world', 'verbs'\) at batch index \(2,\)"):
+        actor3(td3)
     with pytest.raises(ValueError, match="must be a bool tensor"):
         check_entity_mask(torch.ones(2, 3), "m")
 

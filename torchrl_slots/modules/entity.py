@@ -41,12 +41,13 @@ logger = logging.getLogger(__name__)
 EncoderLike = SlotTransformerEncoder | SlotEncoderModule
 
 
-def check_entity_mask(mask: torch.Tensor, mask_key: NestedKey = "mask") -> None:
+def check_entity_mask(mask: torch.Tensor, mask_key: NestedKey = "mask", what: str = "entity") -> None:
     """Raise ``ValueError`` unless every row of ``mask`` ``[*B, N]`` has a True entry.
 
     Args:
         mask: bool ``[*B, N]``, True = the entity may be picked.
         mask_key: the key the mask was read from, for the message only.
+        what: what one entry is, for the message only. Default ``"entity"``.
 
     Raises:
         ValueError: naming ``mask_key``, the first batch index with no legal entity and how many
@@ -67,7 +68,7 @@ def check_entity_mask(mask: torch.Tensor, mask_key: NestedKey = "mask") -> None:
     if bool(empty.any()):
         first = tuple(int(i) for i in empty.nonzero()[0])
         raise ValueError(
-            f"no valid entity in {mask_key!r} at batch index {first} ({int(empty.sum())} of {empty.numel()} "
+            f"no valid {what} in {mask_key!r} at batch index {first} ({int(empty.sum())} of {empty.numel()} "
             "states have none): every state needs at least one True entry (MaskedCategorical gives NaN otherwise)"
         )
 
@@ -111,14 +112,14 @@ class _ExtraHead(nn.Module):
 
     def __init__(self, embed_dim: int, size: int, mask_key: NestedKey | None) -> None:
         super().__init__()
-        self.size, self.mask_key = size, mask_key
+        self.mask_key = mask_key
         self.linear = init_output_layer(nn.Linear(embed_dim, size), std=0.01)
 
     def forward(self, cls: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.linear(cls)  # [*B, K]
         if mask is None:
             return logits, torch.ones_like(logits, dtype=torch.bool)  # [*B, K]
-        check_entity_mask(mask, self.mask_key)
+        check_entity_mask(mask, self.mask_key, what="choice")
         return PointerHead.apply_mask(logits, mask), mask  # [*B, K]
 
 
@@ -201,8 +202,11 @@ def make_entity_actor(
         ``actor.log_prob_keys`` (``"action_log_prob"`` for one head, one per head for two).
 
     Raises:
-        ValueError: for missing or mismatched keys (see :func:`_encoder_module`); in forward, for
-            a state with no legal entity (:func:`check_entity_mask`).
+        ValueError: for missing entity/mask keys with a bare encoder, keys that differ from a
+            ready module's in_keys, position keys given to (or missing from) an encoder without
+            (with) positions, or bad ``head_names``; in forward, for a state with no legal entity
+            or no legal extra choice (:func:`check_entity_mask`).
+        TypeError: for an ``encoder`` of another type.
 
     Examples:
         >>> from tensordict import TensorDict
