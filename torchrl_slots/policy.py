@@ -64,6 +64,15 @@ class PolicyConfig:
         op_embed_dim: op embedding width (pointer query conditioning).
         max_rows: largest grid rows the learned positional table supports.
         max_cols: largest grid cols the learned positional table supports.
+        pack_slots: the encoder runs on the enabled slots only (gathered to the front, token axis
+            cut to the most enabled slots in the batch; absent slots' ``slot_repr`` is zero as
+            on the plain path). Same values; skipped under ``torch.compile``. Default True.
+        checkpoint_chunk: rows (of the flattened batch ``B*T``) per activation-checkpointed
+            encoder chunk in training with grad enabled; ``None`` = off (default). Same values
+            and gradients, less memory, about one more encoder forward of compute.
+        autocast: ``None`` (fp32, default) or ``"bf16"``: the slot encoder runs under
+            ``torch.autocast(dtype=torch.bfloat16)`` (fast on CPUs with AMX and on GPUs); its
+            outputs are cast back to fp32 before the fusion, LSTM and heads.
     """
 
     embed_dim: int = 64
@@ -79,6 +88,9 @@ class PolicyConfig:
     op_embed_dim: int = 32
     max_rows: int = layout.MAX_GRID
     max_cols: int = layout.MAX_GRID
+    pack_slots: bool = True
+    checkpoint_chunk: int | None = None
+    autocast: Literal["bf16"] | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> "PolicyConfig":
@@ -332,6 +344,7 @@ def _build_transformer(env: EnvBase, config: PolicyConfig) -> SlotPolicy:
         embed_dim=config.embed_dim, num_heads=config.num_heads, num_layers=config.num_layers,
         ffn_dim=config.ffn_dim, dropout=config.dropout, max_rows=config.max_rows,
         max_cols=config.max_cols, positional=config.positional, feature_dim=config.feature_dim,
+        pack_slots=config.pack_slots, checkpoint_chunk=config.checkpoint_chunk, autocast=config.autocast,
     )
     heads = FactoredHeads(core_dim=config.lstm_hidden, slot_dim=config.embed_dim, slot_head="pointer",
                           key_dim=config.key_dim, op_embed_dim=config.op_embed_dim,

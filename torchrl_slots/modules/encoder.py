@@ -11,16 +11,34 @@ Attention is one call to :func:`torch.nn.functional.scaled_dot_product_attention
 ``attn_mask`` (True = attend). ``return_attention=True`` takes an explicit
 ``softmax(Q K^T / sqrt(d))`` path instead, with the same outputs, to return the weights.
 
+Speed options (issue 7, "50+ slots"; all give the plain path's values, see the tests):
+
+* ``pack_slots`` (default True): the enabled slots of each row are gathered to the front (a
+  stable sort on the mask) and the token axis is cut to the largest number of enabled slots in
+  the batch (per chunk with ``checkpoint_chunk``), so absent slots cost no attention or FFN work.
+  The outputs are scattered back to ``[*B, N, D]``; absent slots get zeros, as on the plain path.
+  It reads the counts on the host (one sync), so it is skipped while ``torch.compile`` traces
+  and with ``return_attention=True``; with every slot enabled nothing is gathered.
+* ``checkpoint_chunk`` (default None): in training with grad enabled, the rows ``B' = prod(*B)``
+  are cut into chunks of this many rows and each chunk's transformer runs under
+  :func:`torch.utils.checkpoint.checkpoint` (non-reentrant): activations are recomputed in the
+  backward instead of stored, so memory scales with the chunk, not with ``B'``.
+* ``autocast`` (default None): ``"bf16"`` runs the encoder under ``torch.autocast`` with
+  bfloat16 (matmuls and attention in bf16; the residual stream and LayerNorms stay fp32);
+  outputs are cast back to the input dtype.
+
 :class:`SlotEncoderModule` is the thin ``TensorDictModule`` that owns the keys.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 from tensordict.nn import TensorDictModule
 from tensordict.utils import NestedKey
 from torch import nn
@@ -30,6 +48,7 @@ from torchrl_slots.modules.positional import make_positional
 
 __all__ = ["GlobalEncoder", "SlotEncoderModule", "SlotTransformerEncoder", "TransformerBlock"]
 
+AutocastKind = Literal["bf16"] | None
 EncoderOutput = tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -101,9 +120,15 @@ class SlotTransformerEncoder(nn.Module):
         positional: ``"learned"`` (row/col tables), ``"fourier"`` (normalized position) or
             ``"none"`` (no positions: the encoder is then permutation-equivariant over slots).
             Default ``"learned"``.
+        pack_slots: gather enabled slots to the front and drop the all-absent tail of the token
+            axis (see the module docstring). Default True.
+        checkpoint_chunk: rows per activation-checkpointed chunk in training, or ``None`` (off,
+            default).
+        autocast: ``None`` (fp32, default) or ``"bf16"`` (``torch.autocast`` with bfloat16).
 
     Raises:
-        ValueError: for an odd ``embed_dim`` or one not divisible by ``num_heads``; in ``forward``
+        ValueError: for an odd ``embed_dim`` or one not divisible by ``num_heads``, a
+            ``checkpoint_chunk`` < 1, an unknown ``autocast``; in ``forward``
             for a wrong feature width, a mask that is not bool or not shaped ``features[..., 0]``,
             ``N == 0``, missing or mis-shaped row/col ids, an id outside the learned table.
 
@@ -134,8 +159,15 @@ class SlotTransformerEncoder(nn.Module):
         max_rows: int = layout.MAX_GRID,
         max_cols: int = layout.MAX_GRID,
         positional: Literal["learned", "fourier", "none"] = "learned",
+        pack_slots: bool = True,
+        checkpoint_chunk: int | None = None,
+        autocast: AutocastKind = None,
     ) -> None:
         super().__init__()
+        if checkpoint_chunk is not None and checkpoint_chunk < 1:
+            raise ValueError(f"checkpoint_chunk must be None or a positive number of rows, got {checkpoint_chunk}")
+        if autocast not in (None, "bf16"):
+            raise ValueError(f"autocast must be None or 'bf16', got {autocast!r}")
         if embed_dim <= 0 or embed_dim % 2:
             raise ValueError(f"embed_dim must be a positive even number, got {embed_dim}")
         if num_heads <= 0 or embed_dim % num_heads:
@@ -145,6 +177,7 @@ class SlotTransformerEncoder(nn.Module):
             )
         self.slot_dim, self.embed_dim, self.num_heads, self.num_layers = slot_dim, embed_dim, num_heads, num_layers
         self.positional_kind = positional
+        self.pack_slots, self.checkpoint_chunk, self.autocast = pack_slots, checkpoint_chunk, autocast
         self.slot_embed = nn.Linear(slot_dim, embed_dim)
         self.positional = make_positional(positional, embed_dim=embed_dim, max_rows=max_rows, max_cols=max_cols)
         self.cls_token = nn.Parameter(torch.empty(embed_dim))
@@ -212,27 +245,79 @@ class SlotTransformerEncoder(nn.Module):
         """
         self._check_inputs(slot_features, slot_mask, row_ids, col_ids)
         batch, n, d = slot_features.shape[:-2], slot_features.shape[-2], self.embed_dim
-        x = self.slot_embed(slot_features)  # [*B, N, D]
-        if self.positional is not None:
-            x = x + self.positional(row_ids, col_ids)  # [*B, N, D]
         flat = batch.numel()
-        x = x.reshape(flat, n, d)  # [B', N, D]
-        mask = slot_mask.reshape(flat, n)  # [B', N]
-        cls = self.cls_token.to(x.dtype).expand(flat, 1, d)  # [B', 1, D]
-        x = torch.cat([cls, x], dim=1)  # [B', N+1, D]
-        keep = torch.cat([mask.new_ones(flat, 1), mask], dim=1)  # [B', N+1], CLS never masked
-        attn_mask = keep[:, None, None, :]  # [B', 1, 1, N+1] (heads, queries broadcast)
-        weights = []
-        for block in self.blocks:
-            x, w = block(x, attn_mask, return_attention)  # [B', N+1, D]
-            weights.append(w)
-        x = self.final_norm(x)  # [B', N+1, D]
-        cls_out = x[:, 0].reshape(*batch, d)  # [*B, D]
-        slot_repr = x[:, 1:].masked_fill(~mask[..., None], 0.0).reshape(*batch, n, d)  # [*B, N, D]
+        with self._autocast_context(slot_features.device.type):
+            x = self.slot_embed(slot_features)  # [*B, N, D]
+            if self.positional is not None:
+                x = x + self.positional(row_ids, col_ids)  # [*B, N, D]
+            x = x.to(slot_features.dtype).reshape(flat, n, d)  # [B', N, D], residual stream in fp32
+            mask = slot_mask.reshape(flat, n)  # [B', N]
+            if return_attention:
+                cls_out, slot_repr, attn = self._encode_rows(x, mask, None, return_attention=True)
+            else:
+                cls_out, slot_repr = self._encode_chunks(x, mask)  # [B', D], [B', N, D]
+        dtype = slot_features.dtype
+        cls_out = cls_out.to(dtype).reshape(*batch, d)  # [*B, D]
+        slot_repr = slot_repr.to(dtype).reshape(*batch, n, d)  # [*B, N, D]
         if not return_attention:
             return cls_out, slot_repr
-        attn = torch.stack(weights, dim=1)  # [B', L, nh, N+1, N+1]
-        return cls_out, slot_repr, attn.reshape(*batch, *attn.shape[1:])  # [*B, L, nh, N+1, N+1]
+        return cls_out, slot_repr, attn.to(dtype).reshape(*batch, *attn.shape[1:])  # [*B, L, nh, N+1, N+1]
+
+    def _autocast_context(self, device_type: str) -> contextlib.AbstractContextManager:
+        if self.autocast == "bf16":
+            return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()  # (not autocast(enabled=False): an outer autocast stays on)
+
+    def _encode_chunks(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x [B', N, D]``, ``mask [B', N]`` -> ``(cls [B', D], slot_repr [B', N, D])``, by chunks
+        of rows (checkpointed) in training with ``checkpoint_chunk``, each packed when asked."""
+        rows, n = mask.shape
+        use_checkpoint = (
+            self.checkpoint_chunk is not None and self.training and torch.is_grad_enabled() and rows > 0
+        )
+        chunk = self.checkpoint_chunk if use_checkpoint else max(rows, 1)
+        x_chunks, mask_chunks = x.split(chunk), mask.split(chunk)
+        packs: list[int | None] = [None] * len(x_chunks)
+        if self.pack_slots and rows > 0 and not torch.compiler.is_compiling():
+            maxima = torch.stack([m.sum(-1).amax() for m in mask_chunks]).tolist()  # one host sync
+            packs = [k if k < n else None for k in maxima]
+        if not use_checkpoint:
+            return self._encode_rows(x, mask, packs[0])
+        outs = [
+            checkpoint(self._encode_rows, x_c, m_c, k, use_reentrant=False)
+            for x_c, m_c, k in zip(x_chunks, mask_chunks, packs)
+        ]
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])  # [B', D], [B', N, D]
+
+    def _encode_rows(
+        self, x: torch.Tensor, mask: torch.Tensor, pack: int | None, return_attention: bool = False
+    ) -> EncoderOutput:
+        """Transformer over rows ``x [b, N, D]`` (``mask [b, N]``): ``(cls [b, D], slot_repr
+        [b, N, D])`` (+ weights ``[b, L, nh, N+1, N+1]``). ``pack=K``: only the first ``K`` slots
+        of each row after a stable sort that puts enabled slots first take part."""
+        b, n, d = x.shape
+        order = None
+        if pack is not None:
+            order = torch.sort(~mask, dim=-1, stable=True).indices[:, :pack]  # [b, K], enabled first
+            x = x.gather(1, order[..., None].expand(b, pack, d))  # [b, K, D]
+            mask = mask.gather(1, order)  # [b, K]
+        k = x.shape[1]
+        cls = self.cls_token.to(x.dtype).expand(b, 1, d)  # [b, 1, D]
+        x = torch.cat([cls, x], dim=1)  # [b, K+1, D]
+        keep = torch.cat([mask.new_ones(b, 1), mask], dim=1)  # [b, K+1], CLS never masked
+        attn_mask = keep[:, None, None, :]  # [b, 1, 1, K+1] (heads, queries broadcast)
+        weights = []
+        for block in self.blocks:
+            x, w = block(x, attn_mask, return_attention)  # [b, K+1, D]
+            weights.append(w)
+        cls_out, tokens = self.final_norm(x).split([1, k], dim=1)  # [b, 1, D], [b, K, D]
+        tokens = tokens.masked_fill(~mask[..., None], 0.0)  # [b, K, D]
+        if order is not None:
+            index = order[..., None].expand(b, pack, d)  # [b, K, D]
+            tokens = tokens.new_zeros(b, n, d).scatter(1, index, tokens)  # [b, N, D], absent slots 0
+        if not return_attention:
+            return cls_out[:, 0], tokens
+        return cls_out[:, 0], tokens, torch.stack(weights, dim=1)  # [b, L, nh, N+1, N+1]
 
 
 class GlobalEncoder(nn.Module):

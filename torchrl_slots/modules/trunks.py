@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from torchrl_slots import layout
-from torchrl_slots.modules.encoder import GlobalEncoder, SlotTransformerEncoder
+from torchrl_slots.modules.encoder import AutocastKind, GlobalEncoder, SlotTransformerEncoder
 
 
 class TransformerTrunk(nn.Module):
@@ -28,6 +28,9 @@ class TransformerTrunk(nn.Module):
     Args:
         embed_dim: D, the encoder width.
         num_heads, num_layers, ffn_dim, dropout, max_rows, max_cols, positional: the encoder's.
+        pack_slots, checkpoint_chunk, autocast: the encoder's speed options (see
+            :class:`~torchrl_slots.modules.encoder.SlotTransformerEncoder`); ``autocast`` covers
+            the slot encoder only, whose outputs come back in fp32.
         feature_dim: F, the width fed to the LSTM.
 
     Examples:
@@ -51,13 +54,17 @@ class TransformerTrunk(nn.Module):
         max_rows: int = layout.MAX_GRID,
         max_cols: int = layout.MAX_GRID,
         positional: Literal["learned", "fourier", "none"] = "learned",
+        pack_slots: bool = True,
+        checkpoint_chunk: int | None = None,
+        autocast: AutocastKind = None,
         feature_dim: int = 128,
     ) -> None:
         super().__init__()
         self.encoder = SlotTransformerEncoder(
             slot_dim=layout.SLOT_FEATURES, embed_dim=embed_dim, num_heads=num_heads,
             num_layers=num_layers, ffn_dim=ffn_dim, dropout=dropout, max_rows=max_rows,
-            max_cols=max_cols, positional=positional,
+            max_cols=max_cols, positional=positional, pack_slots=pack_slots,
+            checkpoint_chunk=checkpoint_chunk, autocast=autocast,
         )
         self.global_encoder = GlobalEncoder(base_dim=layout.BASE_FEATURES, embed_dim=embed_dim)
         self.fusion = nn.Sequential(nn.Linear(2 * embed_dim, feature_dim), nn.LayerNorm(feature_dim), nn.ReLU())
