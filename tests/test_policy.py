@@ -176,10 +176,11 @@ def test_not_a_checkpoint_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_compiled_actor_matches_eager_deterministic_actions():
-    env, policy = make("transformer")
+@pytest.mark.parametrize("arch", ["transformer", "lstm"])
+def test_compiled_actor_fullgraph_matches_eager_deterministic_actions(arch):
+    env, policy = make(arch)
     td = env.reset()
-    compiled = policy.compile()
+    compiled = policy.compile(fullgraph=True)  # raises on any graph break
     with torch.no_grad(), set_interaction_type(InteractionType.DETERMINISTIC):
         a = compiled(td.clone())
         b = policy.actor(td.clone())

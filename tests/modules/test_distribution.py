@@ -242,16 +242,23 @@ def test_wrong_shapes_raise():
         FactoredActionDistribution(params)
 
 
-def test_entropy_gradient_reaches_op_logits():
+def test_conditional_entropy_bonus_does_not_push_op_choice():
+    """A head's entropy term must not pay for choosing an op that has many sub-heads (PPO learned a
+    germinate-prune loop for it): its weights p(o), p(n|o) carry no gradient, its own logits do."""
     params = random_params((4,), 3, seed=10)
     op_logits = params["op", "logits"].clone().requires_grad_(True)
-    params["op", "logits"] = op_logits
+    bp_logits = params["blueprint", "logits"].clone().requires_grad_(True)
+    params["op", "logits"], params["blueprint", "logits"] = op_logits, bp_logits
     dist = FactoredActionDistribution(params)
-    dist.entropy()["action", "slot_entropy"].sum().backward()  # Σ_o p(o) H(slot|o) depends on p(op)
+    ent = dist.entropy()
+    (ent["action", "slot_entropy"].sum() + ent["action", "blueprint_entropy"].sum()).backward()
+    assert op_logits.grad is None or (op_logits.grad == 0).all()
+    assert bp_logits.grad.isfinite().all() and bp_logits.grad.abs().sum() > 0
+    op_logits.grad = None
+    dist2 = FactoredActionDistribution(params)
+    dist2.entropy()["action", "op_entropy"].sum().backward()  # H(op) itself still trains the op head
     grad, legal = op_logits.grad, params["op", "mask"]
-    assert grad.isfinite().all()
-    assert (grad[~legal] == 0).all()
-    assert grad[legal].abs().sum() > 0
+    assert grad.isfinite().all() and (grad[~legal] == 0).all() and grad[legal].abs().sum() > 0
 
 
 def test_component_views_refuse_to_sample_alone():

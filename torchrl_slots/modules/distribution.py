@@ -22,8 +22,10 @@ Keys: actions ``("action", h)`` int64 ``[*B]`` (:data:`ACTION_KEYS`), log-probs
 
 The entropy is exact, ``H(op) + sum_o p(o) [H(slot|o) + sum_n p(n|o) sum_h H(h|o,n)]``, split
 per head: op ``H(op)``; slot ``sum_o p(o) H(slot|o)``; small head h
-``sum_o p(o) sum_n p(n|o) H(h|o,n)``. The terms sum to the joint entropy and are differentiable
-in p(op) and p(slot|op).
+``sum_o p(o) sum_n p(n|o) H(h|o,n)``. The terms sum to the joint entropy. For the gradient the
+weights ``p(o)`` and ``p(n|o)`` are constants: a head's entropy bonus spreads that head's own
+conditional distributions and does not favour ops that have more relevant sub-heads (with live
+weights, an entropy bonus per head paid PPO for germinating, whatever the seed did).
 
 Masked logits are filled with ``finfo(dtype).min`` (finite, so nothing becomes NaN), masked
 entries add exactly 0 to the entropy, and a row with one legal value has log-prob and entropy
@@ -152,7 +154,12 @@ def _split_params(params: TensorDictBase | Mapping) -> tuple[dict[str, Tensor], 
 
 
 def _check_nonempty(masks: dict[str, Tensor]) -> None:
-    """Raise a ValueError naming the head and batch index of an all-False mask row (one sync)."""
+    """Raise a ValueError naming the head and batch index of an all-False mask row (one sync).
+
+    Skipped inside ``torch.compile``: the data-dependent branch would break ``fullgraph=True``
+    (the eager path, which tests and evaluation run, keeps the check)."""
+    if torch.compiler.is_compiling():
+        return
     empty = {h: ~m.any(-1) for h, m in masks.items()}  # op: [*B]; others: [*B, 6]
     if not bool(torch.stack([e.any() for e in empty.values()]).any()):
         return
@@ -204,10 +211,15 @@ class _FactoredCore:
         lp_op = _masked_log_softmax(self.logits["op"], self.masks["op"])  # [*B, 6]
         p_op = lp_op.exp()
         lp_slot = _masked_log_softmax(self.logits["slot"], self.masks["slot"])  # [*B, 6, N]
-        p_on = p_op[..., None] * lp_slot.exp()  # [*B, 6, N]: p(o, n)
+        # The weights p(o) and p(o, n) are constants for the gradient: each head's entropy bonus
+        # spreads that head's own distribution, and does not push p(op) towards ops with more
+        # relevant sub-heads (GERMINATE has 7: with live weights a 0.05 bonus per head paid
+        # ~0.4 per germination, and PPO learned a germinate-prune loop for it).
+        p_op_w = p_op.detach()
+        p_on = p_op_w[..., None] * lp_slot.exp().detach()  # [*B, 6, N]: p(o, n)
         out = {
             "op": _entropy(lp_op, self.masks["op"]),
-            "slot": (p_op * _entropy(lp_slot, self.masks["slot"])).sum(-1),
+            "slot": (p_op_w * _entropy(lp_slot, self.masks["slot"])).sum(-1),
         }
         for h in layout.SMALL_HEADS:
             mask = self.masks[h].unsqueeze(-2)  # [*B, 6, 1, n_h]

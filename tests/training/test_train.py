@@ -1,0 +1,168 @@
+"""train(): configs, a tiny run of each arch, checkpoints/resume, Ctrl-C, the NaN guard."""
+
+import math
+
+import pytest
+import torch
+from torchrl.objectives import ClipPPOLoss
+
+from torchrl_slots import layout
+from torchrl_slots.envs import LifecycleConfig, SeedLifecycleEnv
+from torchrl_slots.policy import PolicyConfig
+from torchrl_slots.training import (
+    CheckpointManager,
+    EnvConfig,
+    PPOConfig,
+    RunOptions,
+    TrainingDivergedError,
+    evaluate_policy,
+    load_policy,
+    load_training_checkpoint,
+    train,
+)
+
+SMALL = PolicyConfig(embed_dim=16, num_heads=2, num_layers=1, ffn_dim=32, feature_dim=16, lstm_hidden=16, key_dim=8)
+ENV = EnvConfig(num_envs=4, rows=1, cols=3)
+PPO = PPOConfig(frames_per_batch=100, total_frames=200, minibatches=2, epochs=2)
+OPTS = RunOptions(eval_episodes=4, eval_interval=1, checkpoint_interval=1, keep_checkpoints=2)
+
+
+def run(tmp_path=None, arch="transformer", ppo=PPO, **kw):
+    kw.setdefault("options", OPTS)
+    return train(arch, ENV, SMALL, ppo, output_dir=tmp_path, **kw)
+
+
+def test_config_errors_name_the_problem():
+    with pytest.raises(ValueError, match="frames_per_batch=90 must be a multiple of num_envs=4"):
+        run(ppo=PPOConfig(frames_per_batch=90))
+    with pytest.raises(ValueError, match=r"missing \['style'"):
+        run(ppo=PPOConfig(entropy_coeff={h: 0.01 for h in layout.HEADS if h != "style"}))
+    with pytest.raises(ValueError, match="PPOConfig.gamma=0.99 must equal the env's PBRS"):
+        run(ppo=PPOConfig(gamma=0.99, frames_per_batch=100))
+    with pytest.raises(ValueError, match="minibatches=3 must divide num_envs=4"):
+        run(ppo=PPOConfig(frames_per_batch=100, minibatches=3))
+    assert PPOConfig(entropy_coeff={h: 0.1 for h in layout.HEADS}).entropy_coeffs()["op"] == 0.1
+
+
+@pytest.mark.parametrize("arch", ["transformer", "lstm"])
+def test_tiny_run_learns_something_and_writes_logs_and_checkpoints(tmp_path, arch):
+    torch.manual_seed(0)
+    before = {k: v.clone() for k, v in SeedLifecycleEnv_policy_state(arch).items()}
+    res = run(tmp_path, arch)
+    assert res.frames == 200 and not res.interrupted
+    assert [r["frames"] for r in res.history] == [0.0, 100.0, 200.0]
+    row = res.history[-1]
+    for key in ("loss/loss_objective", "loss/kl_approx", "loss/clip_fraction", "loss/explained_variance",
+                "optim/grad_norm", "optim/lr", "time/env_steps_per_s", "train/live_seeds", "eval/score"):
+        assert math.isfinite(row[key]), key
+    assert sum(row[f"actions/{op.name}"] for op in layout.Op) == pytest.approx(1.0)
+    assert {f"entropy/{h}" for h in layout.HEADS} <= set(row)
+    assert row["train/invalid_action_rate"] == 0.0
+    assert res.baselines["wait"]["score"] == 0.0
+    # Weights moved, every parameter stayed finite.
+    after = res.policy.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert all(v.isfinite().all() for v in after.values() if v.is_floating_point())
+    # Checkpoints: the last 2 of 2 batches; CSV logs per scalar.
+    names = [p.name for p in CheckpointManager(tmp_path).list()]
+    assert names == ["checkpoint_000000000100.pt", "checkpoint_000000000200.pt"]
+    ret = (tmp_path / "logs" / "scalars" / "eval" / "score.csv").read_text().splitlines()
+    assert [int(line.split(",")[0]) for line in ret] == [0, 100, 200]
+
+
+def SeedLifecycleEnv_policy_state(arch):
+    """The initial weights train() builds (same seed, same sizes)."""
+    from torchrl_slots.policy import create_policy
+
+    torch.manual_seed(OPTS.seed)
+    return create_policy(arch, SeedLifecycleEnv(1, 1, 3, seed=0), SMALL).state_dict()
+
+
+def test_checkpoint_holds_a_policy_that_evaluate_reads(tmp_path):
+    res = run(tmp_path)
+    payload = load_training_checkpoint(CheckpointManager(tmp_path).latest())
+    assert payload["frames"] == 200 and len(payload["history"]) == 3
+    env = SeedLifecycleEnv(1, 1, 3, seed=0)
+    loaded = load_policy(CheckpointManager(tmp_path).latest(), env)
+    a = evaluate_policy(res.policy, rows=1, cols=3, config=LifecycleConfig(), episodes=8, seed=3)
+    b = evaluate_policy(loaded, rows=1, cols=3, config=LifecycleConfig(), episodes=8, seed=3)
+    assert a == b
+    zero_shot = evaluate_policy(loaded, rows=2, cols=5, config=LifecycleConfig(), episodes=4, seed=3)
+    assert math.isfinite(zero_shot.score)
+
+
+def test_resume_continues_the_frame_counter_and_the_logs(tmp_path):
+    first = run(tmp_path)
+    second = run(tmp_path, ppo=PPOConfig(frames_per_batch=100, total_frames=400, minibatches=2, epochs=2),
+                 resume=True)
+    assert second.frames == 400
+    assert [r["frames"] for r in second.history] == [0.0, 100.0, 200.0, 300.0, 400.0]
+    assert second.history[:3] == first.history
+    steps = [int(line.split(",")[0]) for line in
+             (tmp_path / "logs" / "scalars" / "loss" / "loss_objective.csv").read_text().splitlines()]
+    assert steps == [100, 200, 300, 400]
+
+
+def test_incompatible_resume_and_fresh_run_into_a_used_dir_are_refused_and_nothing_is_touched(tmp_path):
+    run(tmp_path)
+    files = {p: p.read_bytes() for p in CheckpointManager(tmp_path).list()}
+    with pytest.raises(ValueError, match="cannot resume .* arch: saved 'transformer', now 'lstm'"):
+        run(tmp_path, "lstm", resume=True)
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        run(tmp_path)
+    assert {p: p.read_bytes() for p in CheckpointManager(tmp_path).list()} == files
+
+
+def test_ctrl_c_saves_a_checkpoint_then_resume_finishes(tmp_path):
+    def interrupt(row):
+        raise KeyboardInterrupt
+
+    res = run(tmp_path, options=RunOptions(eval_episodes=4, checkpoint_interval=100), callback=interrupt)
+    assert res.interrupted and res.frames == 100
+    assert res.checkpoint is not None and load_training_checkpoint(res.checkpoint)["frames"] == 100
+    done = run(tmp_path, options=RunOptions(eval_episodes=4, checkpoint_interval=100), resume=True)
+    assert done.frames == 200 and not done.interrupted
+
+
+def _nan_after(monkeypatch, good_calls):
+    calls = {"n": 0}
+    forward = ClipPPOLoss.forward
+
+    def patched(self, td):
+        out = forward(self, td)
+        calls["n"] += 1
+        if calls["n"] > good_calls:
+            out["loss_objective"] = out["loss_objective"] * float("nan")
+        return out
+
+    monkeypatch.setattr(ClipPPOLoss, "forward", patched)
+
+
+def test_one_nan_loss_is_skipped_and_logged(monkeypatch, caplog):
+    calls = {"n": 0}
+    forward = ClipPPOLoss.forward
+
+    def one_nan(self, td):
+        out = forward(self, td)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            out["loss_objective"] = out["loss_objective"] * float("nan")
+        return out
+
+    monkeypatch.setattr(ClipPPOLoss, "forward", one_nan)
+    res = run()
+    assert [r.get("optim/skipped_updates") for r in res.history[1:]] == [1.0, 0.0]
+    assert "non-finite loss or gradient" in caplog.text
+    assert all(v.isfinite().all() for v in res.policy.state_dict().values() if v.is_floating_point())
+
+
+def test_nan_in_a_row_stops_with_the_last_good_checkpoint_intact(tmp_path, monkeypatch):
+    updates_per_batch = PPO.epochs * PPO.minibatches
+    _nan_after(monkeypatch, good_calls=updates_per_batch)  # batch 1 fine, batch 2 all NaN
+    with pytest.raises(TrainingDivergedError, match="4 consecutive non-finite updates"):
+        run(tmp_path, ppo=PPOConfig(frames_per_batch=100, total_frames=200, minibatches=2, epochs=2,
+                                    max_bad_updates=4))
+    last = CheckpointManager(tmp_path).latest()
+    payload = load_training_checkpoint(last)
+    assert payload["frames"] == 100
+    assert all(v.isfinite().all() for v in payload["policy"]["state_dict"].values() if v.is_floating_point())

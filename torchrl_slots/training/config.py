@@ -1,0 +1,148 @@
+"""Configuration of a PPO run: :class:`EnvConfig` (what to train on) and :class:`PPOConfig`
+(how). Both are plain dataclasses that round-trip through ``to_dict``/``from_dict`` so that a
+training checkpoint can be read with ``torch.load(weights_only=True)`` and compared on resume."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal, Mapping
+
+from torchrl_slots import layout
+from torchrl_slots.envs import LifecycleConfig
+
+
+def _from_dict(cls, data: Mapping[str, Any]):
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**data)
+
+
+@dataclass
+class EnvConfig:
+    """The training env: ``num_envs`` parallel episodes of ``SeedLifecycleEnv(rows, cols, lifecycle)``.
+
+    Args:
+        num_envs: parallel episodes per collector (in total: split over ``workers`` processes).
+        rows: grid rows.
+        cols: grid columns.
+        lifecycle: the simulator's :class:`~torchrl_slots.envs.LifecycleConfig`.
+
+    Examples:
+        >>> cfg = EnvConfig(num_envs=8, rows=2, cols=5, lifecycle=LifecycleConfig(auto_advance=True))
+        >>> EnvConfig.from_dict(cfg.to_dict()) == cfg
+        True
+    """
+
+    num_envs: int = 16
+    rows: int = 1
+    cols: int = 3
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for settings the env cannot take."""
+        if not isinstance(self.num_envs, int) or self.num_envs <= 0:
+            raise ValueError(f"num_envs must be a positive int, got {self.num_envs!r}")
+        self.lifecycle.validate(self.rows, self.cols)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"num_envs": self.num_envs, "rows": self.rows, "cols": self.cols,
+                "lifecycle": self.lifecycle.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "EnvConfig":
+        data = dict(data)
+        if isinstance(data.get("lifecycle"), Mapping):
+            data["lifecycle"] = LifecycleConfig.from_dict(data["lifecycle"])
+        return _from_dict(cls, data)
+
+
+@dataclass
+class PPOConfig:
+    """PPO hyper-parameters; the defaults follow the Esper seed plan.
+
+    Args:
+        lr: Adam learning rate (3e-4).
+        anneal_lr: decay the learning rate linearly to 0 over ``total_frames``.
+        clip_epsilon: PPO ratio clip (0.2).
+        gamma: discount (0.995). Must equal the env's PBRS ``LifecycleConfig.gamma``, or the
+            shaping term changes the optimal policy: :func:`~torchrl_slots.training.train` checks.
+        gae_lambda: GAE lambda (0.98).
+        normalize_advantage: normalise advantages per minibatch (True).
+        entropy_coeff: one coefficient for every head (0.05), or a map with a value for EVERY head
+            of :data:`torchrl_slots.layout.HEADS`.
+        critic_coeff: value-loss weight (0.5).
+        max_grad_norm: gradient clipping norm (0.5).
+        epochs: passes over each collected batch (4).
+        minibatches: minibatches per epoch; each holds whole ``[T]`` sequences of
+            ``num_envs / minibatches`` envs (the LSTM needs whole sequences).
+        frames_per_batch: env steps per collected batch; must divide by ``num_envs``.
+        total_frames: env steps of the whole run.
+        max_bad_updates: consecutive non-finite loss/gradient updates tolerated before stopping.
+
+    Examples:
+        >>> PPOConfig(frames_per_batch=1000).validate(num_envs=16)
+        Traceback (most recent call last):
+        ...
+        ValueError: frames_per_batch=1000 must be a multiple of num_envs=16 (each env contributes frames_per_batch / num_envs steps to a batch)
+    """
+
+    lr: float = 3e-4
+    anneal_lr: bool = False
+    clip_epsilon: float = 0.2
+    gamma: float = 0.995
+    gae_lambda: float = 0.98
+    normalize_advantage: bool = True
+    entropy_coeff: float | dict[str, float] = 0.05
+    critic_coeff: float = 0.5
+    max_grad_norm: float = 0.5
+    epochs: int = 4
+    minibatches: int = 4
+    frames_per_batch: int = 16 * 50
+    total_frames: int = 200_000
+    max_bad_updates: int = 5
+
+    def validate(self, num_envs: int) -> None:
+        """Raise ``ValueError`` naming the field for settings that cannot work with ``num_envs``."""
+        if self.frames_per_batch <= 0 or self.frames_per_batch % num_envs:
+            raise ValueError(
+                f"frames_per_batch={self.frames_per_batch} must be a multiple of num_envs={num_envs} "
+                f"(each env contributes frames_per_batch / num_envs steps to a batch)"
+            )
+        if self.minibatches <= 0 or num_envs % self.minibatches:
+            raise ValueError(
+                f"minibatches={self.minibatches} must divide num_envs={num_envs} "
+                f"(a minibatch holds the whole sequences of num_envs / minibatches envs)"
+            )
+        if self.total_frames < self.frames_per_batch:
+            raise ValueError(f"total_frames={self.total_frames} is less than one batch ({self.frames_per_batch})")
+        for name in ("lr", "clip_epsilon", "max_grad_norm", "epochs", "max_bad_updates"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 < self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1] and gae_lambda in [0, 1], got {self.gamma}, {self.gae_lambda}")
+        self.entropy_coeffs()
+
+    def entropy_coeffs(self) -> dict[str, float]:
+        """One coefficient per head. A map that misses a head (or names an unknown one) raises."""
+        if not isinstance(self.entropy_coeff, Mapping):
+            return {h: float(self.entropy_coeff) for h in layout.HEADS}
+        missing = [h for h in layout.HEADS if h not in self.entropy_coeff]
+        unknown = sorted(set(self.entropy_coeff) - set(layout.HEADS))
+        if missing or unknown:
+            raise ValueError(
+                f"entropy_coeff map must give a value for every head {list(layout.HEADS)}; "
+                f"missing {missing}, unknown {unknown}"
+            )
+        return {h: float(self.entropy_coeff[h]) for h in layout.HEADS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "PPOConfig":
+        return _from_dict(cls, data)
+
+
+Collection = Literal["sync", "multisync", "ray"]

@@ -1,0 +1,104 @@
+"""Deterministic evaluation of a policy against the reference policies on the SAME episodes.
+
+The env draws its noise with fixed shapes whatever the actions, so two envs built with the same
+``seed`` play the same episodes (host curves, gains, noise): common random numbers. Scores are the
+env's unshaped objective (``("next", "info", "score")`` at the last step), and
+:func:`normalized_score` places a score between random (0) and oracle (1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from tensordict import TensorDictBase
+from torchrl.envs import Compose, TransformedEnv
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+from torchrl_slots.envs import (
+    HeuristicPolicy,
+    LifecycleConfig,
+    OraclePolicy,
+    RandomPolicy,
+    SeedLifecycleEnv,
+    WaitPolicy,
+)
+from torchrl_slots.policy import SlotPolicy
+
+BASELINES = {"wait": WaitPolicy, "random": RandomPolicy, "heuristic": HeuristicPolicy, "oracle": OraclePolicy}
+
+
+@dataclass
+class EvalResult:
+    """Mean and standard error over episodes of the score and the shaped return."""
+
+    score: float
+    score_se: float
+    ret: float
+    ret_se: float
+    episodes: int
+
+    def to_dict(self) -> dict[str, float]:
+        return {"score": self.score, "score_se": self.score_se, "return": self.ret,
+                "return_se": self.ret_se, "episodes": self.episodes}
+
+
+def _summarise(td: TensorDictBase) -> EvalResult:
+    score = td["next", "info", "score"][:, -1].double()
+    ret = td["next", "reward"].sum((1, 2)).double()
+    n = score.numel()
+    se = (lambda x: float(x.std() / math.sqrt(n)) if n > 1 else 0.0)
+    return EvalResult(float(score.mean()), se(score), float(ret.mean()), se(ret), n)
+
+
+def evaluate_policy(policy: SlotPolicy, *, rows: int, cols: int, config: LifecycleConfig,
+                    episodes: int, seed: int, deterministic: bool = True,
+                    return_rollout: bool = False) -> EvalResult | tuple[EvalResult, TensorDictBase]:
+    """Play ``episodes`` whole episodes (one batched env, one rollout) and summarise them.
+
+    Args:
+        policy: the policy (any grid for the transformer; its own N for the flat LSTM).
+        rows, cols, config: the evaluation env; ``config.task_seed`` should be the training one.
+        episodes: episodes (= parallel envs).
+        seed: the episode seed; the baselines use the same one in :func:`evaluate_baselines`.
+        deterministic: take each head's mode (True) or sample.
+        return_rollout: also return the rollout tensordict ``[episodes, max_epochs]``.
+    """
+    device = next(policy.parameters()).device
+    base = SeedLifecycleEnv(episodes, rows, cols, config=config, seed=seed, device=device)
+    env = TransformedEnv(base, Compose(*policy.transforms()))
+    kind = ExplorationType.DETERMINISTIC if deterministic else ExplorationType.RANDOM
+    was_training = policy.training
+    policy.eval()
+    try:
+        with torch.no_grad(), set_exploration_type(kind):
+            td = env.rollout(config.max_epochs, policy.actor, break_when_any_done=False)
+    finally:
+        policy.train(was_training)
+    result = _summarise(td)
+    return (result, td) if return_rollout else result
+
+
+def evaluate_baselines(*, rows: int, cols: int, config: LifecycleConfig, episodes: int, seed: int,
+                       names: tuple[str, ...] = tuple(BASELINES)) -> dict[str, EvalResult]:
+    """Score the reference policies on the episodes that :func:`evaluate_policy` plays with ``seed``.
+
+    Examples:
+        >>> res = evaluate_baselines(rows=1, cols=3, config=LifecycleConfig(), episodes=8, seed=0)
+        >>> res["wait"].score, res["oracle"].score > res["random"].score
+        (0.0, True)
+    """
+    out = {}
+    for name in names:
+        env = SeedLifecycleEnv(episodes, rows, cols, config=config, seed=seed)
+        with torch.no_grad():
+            td = env.rollout(config.max_epochs, BASELINES[name](env), break_when_any_done=False)
+        out[name] = _summarise(td)
+    return out
+
+
+def normalized_score(score: float, baselines: dict[str, EvalResult]) -> float:
+    """``(score - random) / (oracle - random)``: 0 = random, 1 = oracle (NaN if they tie)."""
+    lo, hi = baselines["random"].score, baselines["oracle"].score
+    return (score - lo) / (hi - lo) if hi > lo else float("nan")

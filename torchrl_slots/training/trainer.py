@@ -1,0 +1,393 @@
+"""``train()``: PPO on :class:`~torchrl_slots.envs.SeedLifecycleEnv` from TorchRL parts.
+
+One batch of the loop::
+
+    Collector -> [E, T] batch (RewardSum / StepCounter / InitTracker / LSTM primer on the env)
+      -> GAE (policy.value_network: trunk + value head, recurrent mode, deactivate_vmap=True)
+      -> ReplayBuffer(LazyTensorStorage(E), SamplerWithoutReplacement): one item = one env's
+         whole [T] sequence, so a minibatch is [E / minibatches, T] and the LSTM sees whole runs
+      -> epochs x minibatches of ClipPPOLoss(policy.actor, policy.critic) + Adam (NaN guard)
+      -> metrics to a torchrl.record.loggers logger; periodic deterministic evaluation against the
+         reference policies on the same episodes; periodic atomic checkpoints.
+
+TorchRL's ``PPOTrainer`` (torchrl.trainers.algorithms) was considered and not used: its replay
+buffer hook flattens the batch (``flatten_tensordicts=True``), which cuts the time sequences the
+LSTM core needs; its default GAE takes the loss's critic, which here is the value head alone
+(one trunk pass per loss call); and it has no non-finite-update guard. It is also marked
+experimental in 0.14.1.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping
+
+import torch
+from tensordict import TensorDictBase
+from torchrl.collectors import Collector, MultiSyncCollector
+from torchrl.data import LazyTensorStorage, ReplayBuffer
+from torchrl.data.replay_buffers.samplers import SamplerWithoutReplacement
+from torchrl.envs import Compose, EnvBase, RewardSum, StepCounter, TransformedEnv
+from torchrl.modules import set_recurrent_mode
+from torchrl.objectives import ClipPPOLoss
+from torchrl.objectives.value import GAE
+from torchrl.record.loggers import Logger
+
+from torchrl_slots import layout
+from torchrl_slots.envs import SeedLifecycleEnv
+from torchrl_slots.policy import PolicyConfig, SlotPolicy, create_policy
+from torchrl_slots.training.checkpoint import TRAINING_FORMAT, CheckpointManager, check_resumable
+from torchrl_slots.training.config import Collection, EnvConfig, PPOConfig
+from torchrl_slots.training.evaluation import EvalResult, evaluate_baselines, evaluate_policy, normalized_score
+from torchrl_slots.training.loggers import make_logger
+from torchrl_slots.training.metrics import LossAverager, batch_metrics
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDivergedError(RuntimeError):
+    """Raised after ``PPOConfig.max_bad_updates`` consecutive non-finite updates."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        policy: the trained policy (eager modules).
+        history: one metrics dict per batch (``"frames"`` included); evaluation rows carry ``eval/*``.
+        baselines: wait/random/heuristic/oracle on the evaluation episodes.
+        final_eval: the last evaluation row (``eval/score``, ``eval/score_normalized``, ...).
+        frames: env steps done in total (a resumed run counts its earlier part).
+        wall_time_s: seconds spent in this call.
+        interrupted: True when Ctrl-C stopped the run (a checkpoint was written first).
+        checkpoint: the last checkpoint written (None without ``output_dir``).
+    """
+
+    policy: SlotPolicy
+    history: list[dict[str, float]]
+    baselines: dict[str, dict[str, float]]
+    final_eval: dict[str, float]
+    frames: int
+    wall_time_s: float
+    interrupted: bool = False
+    checkpoint: Path | None = None
+
+
+@dataclass
+class RunOptions:
+    """How :func:`train` runs (not what it learns); all but ``seed`` may change on resume."""
+
+    seed: int = 0
+    device: str = "cpu"
+    collector: Collection = "sync"
+    workers: int = 2
+    compile: bool = False
+    eval_interval: int = 10
+    eval_episodes: int = 64
+    checkpoint_interval: int = 10
+    keep_checkpoints: int = 3
+
+
+def _as_env_config(env: EnvConfig | Mapping[str, Any]) -> EnvConfig:
+    return env if isinstance(env, EnvConfig) else EnvConfig.from_dict(env)
+
+
+def _check_configs(env: EnvConfig, ppo: PPOConfig, opts: RunOptions) -> None:
+    env.validate()
+    ppo.validate(env.num_envs)
+    if not math.isclose(ppo.gamma, env.lifecycle.gamma):
+        raise ValueError(
+            f"PPOConfig.gamma={ppo.gamma} must equal the env's PBRS LifecycleConfig.gamma={env.lifecycle.gamma} "
+            f"(potential-based shaping keeps the optimal policy only under the same discount)"
+        )
+    if opts.collector not in ("sync", "multisync", "ray"):
+        raise ValueError(f"collector must be 'sync', 'multisync' or 'ray', got {opts.collector!r}")
+    if opts.collector != "sync" and (opts.workers < 1 or env.num_envs % opts.workers):
+        raise ValueError(f"workers={opts.workers} must divide num_envs={env.num_envs}")
+    if opts.eval_interval < 1 or opts.checkpoint_interval < 1 or opts.eval_episodes < 1:
+        raise ValueError("eval_interval, checkpoint_interval and eval_episodes must be >= 1")
+
+
+def _env_factory(env: EnvConfig, policy: SlotPolicy, num_envs: int, seed: int, device: str) -> Callable[[], EnvBase]:
+    transforms = policy.transforms()
+
+    def make() -> EnvBase:
+        base = SeedLifecycleEnv(num_envs, env.rows, env.cols, config=env.lifecycle, seed=seed, device=device)
+        return TransformedEnv(base, Compose(*[t.clone() for t in transforms], RewardSum(), StepCounter()))
+
+    return make
+
+
+def _make_collector(env: EnvConfig, policy: SlotPolicy, actor, ppo: PPOConfig, opts: RunOptions,
+                    frames_left: int, seed: int):
+    common = dict(frames_per_batch=ppo.frames_per_batch, total_frames=frames_left)
+    if opts.collector == "sync":
+        return Collector(_env_factory(env, policy, env.num_envs, seed, opts.device), actor, **common)
+    per_worker = env.num_envs // opts.workers
+    fns = [_env_factory(env, policy, per_worker, seed + 1000 * i, opts.device) for i in range(opts.workers)]
+    if opts.collector == "multisync":
+        return MultiSyncCollector(fns, actor, **common)
+    try:
+        import ray  # noqa: F401
+    except ImportError as err:
+        raise ImportError("collector='ray' needs the optional extra: pip install 'torchrl_slots[ray]'") from err
+    from torchrl.collectors.distributed import RayCollector
+
+    return RayCollector(
+        fns, actor, collector_class=Collector, **common,
+        ray_init_config={"num_cpus": opts.workers + 1, "include_dashboard": False},
+        remote_configs={"num_cpus": 1, "memory": 1024**3},
+    )
+
+
+def _run_dict(arch: str, env: EnvConfig, pcfg: PolicyConfig, ppo: PPOConfig, opts: RunOptions) -> dict[str, Any]:
+    return {"arch": arch, "env": env.to_dict(), "policy": asdict(pcfg), "ppo": ppo.to_dict(), **asdict(opts)}
+
+
+class _Updater:
+    """Epochs x minibatches of ClipPPOLoss + Adam on one batch, skipping non-finite updates."""
+
+    def __init__(self, policy: SlotPolicy, ppo: PPOConfig, num_envs: int) -> None:
+        coeffs = {("action", f"{h}_entropy"): c for h, c in ppo.entropy_coeffs().items()}
+        self.loss = ClipPPOLoss(policy.actor, policy.critic, clip_epsilon=ppo.clip_epsilon,
+                                entropy_coeff=coeffs, critic_coeff=ppo.critic_coeff,
+                                normalize_advantage=ppo.normalize_advantage)
+        self.gae = GAE(gamma=ppo.gamma, lmbda=ppo.gae_lambda, value_network=policy.value_network,
+                       average_gae=False, deactivate_vmap=True)
+        self.params = [p for p in self.loss.parameters() if p.requires_grad]
+        self.optim = torch.optim.Adam(self.params, lr=ppo.lr, eps=1e-5)
+        # One item = one env's whole [T] sequence: minibatches keep time order for the LSTM.
+        self.buffer = ReplayBuffer(storage=LazyTensorStorage(num_envs), sampler=SamplerWithoutReplacement(),
+                                   batch_size=num_envs // ppo.minibatches)
+        self.ppo, self.bad_in_a_row = ppo, 0
+
+    def set_lr(self, frames: int) -> float:
+        lr = self.ppo.lr * (max(0.0, 1.0 - frames / self.ppo.total_frames) if self.ppo.anneal_lr else 1.0)
+        for group in self.optim.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def __call__(self, batch: TensorDictBase) -> dict[str, float]:
+        with torch.no_grad(), set_recurrent_mode(True):
+            self.gae(batch)
+        self.buffer.empty()
+        self.buffer.extend(batch)
+        stats, skipped = LossAverager(), 0
+        for _ in range(self.ppo.epochs * self.ppo.minibatches):
+            out = self.loss(self.buffer.sample())
+            total = out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]
+            stats.add_loss(out)
+            self.optim.zero_grad(set_to_none=True)
+            if torch.isfinite(total):
+                total.backward()
+                norm = torch.nn.utils.clip_grad_norm_(self.params, self.ppo.max_grad_norm)
+            else:
+                norm = torch.tensor(float("nan"))
+            if not torch.isfinite(norm):
+                skipped += 1
+                self.bad_in_a_row += 1
+                self.optim.zero_grad(set_to_none=True)
+                logger.warning("non-finite loss or gradient (loss=%s, grad norm=%s): update skipped (%d in a row)",
+                               float(total.detach()), float(norm), self.bad_in_a_row)
+                if self.bad_in_a_row >= self.ppo.max_bad_updates:
+                    raise TrainingDivergedError(
+                        f"{self.bad_in_a_row} consecutive non-finite updates (limit "
+                        f"PPOConfig.max_bad_updates={self.ppo.max_bad_updates}); training stopped"
+                    )
+                continue
+            self.bad_in_a_row = 0
+            stats.add("optim/grad_norm", float(norm))
+            self.optim.step()
+        return {**stats.means(), "optim/skipped_updates": float(skipped)}
+
+
+def _eval_row(policy: SlotPolicy, env: EnvConfig, opts: RunOptions, eval_seed: int,
+              baselines: dict[str, EvalResult]) -> dict[str, float]:
+    res = evaluate_policy(policy, rows=env.rows, cols=env.cols, config=env.lifecycle,
+                          episodes=opts.eval_episodes, seed=eval_seed)
+    return {"eval/score": res.score, "eval/score_se": res.score_se, "eval/return": res.ret,
+            "eval/score_normalized": normalized_score(res.score, baselines)}
+
+
+def train(
+    arch: str,
+    env_config: EnvConfig | Mapping[str, Any],
+    policy_config: PolicyConfig | None = None,
+    ppo_config: PPOConfig | None = None,
+    *,
+    options: RunOptions | None = None,
+    output_dir: str | Path | None = None,
+    resume: bool = False,
+    log: Literal["csv", "tensorboard"] | Logger | None = "csv",
+    callback: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train a ``arch`` policy with PPO; returns the policy and its metrics history.
+
+    Args:
+        arch: a registered policy (``"transformer"`` or ``"lstm"``).
+        env_config: :class:`EnvConfig` (or its dict).
+        policy_config: :class:`~torchrl_slots.policy.PolicyConfig` (defaults if None).
+        ppo_config: :class:`PPOConfig` (defaults if None).
+        options: :class:`RunOptions` (seed, device, collector, evaluation and checkpoint cadence).
+        output_dir: where logs and checkpoints go; None = nothing written (and no resume).
+        resume: continue from the newest checkpoint in ``output_dir`` (optimizer, RNG, frame
+            counter, logger step and history); the run's settings must match (``ValueError`` if not).
+            Without ``resume``, an ``output_dir`` that already holds checkpoints is refused.
+        log: ``"csv"``, ``"tensorboard"``, a TorchRL ``Logger``, or None.
+        callback: called with each batch's metrics dict (e.g. to drive a progress bar).
+
+    Raises:
+        ValueError: inconsistent settings (gamma != the env's PBRS gamma, frames_per_batch not a
+            multiple of num_envs, an incomplete per-head entropy map, an incompatible resume).
+        TrainingDivergedError: too many non-finite updates in a row (the last checkpoint is kept).
+
+    Examples:
+        >>> from torchrl_slots.training import EnvConfig, PPOConfig, RunOptions, train
+        >>> res = train("transformer", EnvConfig(num_envs=4),
+        ...             PolicyConfig(embed_dim=16, num_heads=2, num_layers=1, ffn_dim=32,
+        ...                          feature_dim=16, lstm_hidden=16, key_dim=8),
+        ...             PPOConfig(frames_per_batch=100, total_frames=200, minibatches=2, epochs=1),
+        ...             options=RunOptions(eval_episodes=4), log=None)
+        >>> res.frames, len(res.history)  # an evaluation row at 0 frames, then one row per batch
+        (200, 3)
+        >>> sorted(res.baselines)
+        ['heuristic', 'oracle', 'random', 'wait']
+    """
+    env_cfg = _as_env_config(env_config)
+    pcfg = policy_config or PolicyConfig()
+    ppo = ppo_config or PPOConfig()
+    opts = options or RunOptions()
+    _check_configs(env_cfg, ppo, opts)
+    run = _run_dict(arch, env_cfg, pcfg, ppo, opts)
+    ckpts = CheckpointManager(output_dir, keep=opts.keep_checkpoints) if output_dir is not None else None
+    saved = _load_for_resume(ckpts, run, resume)
+    torch.manual_seed(opts.seed)
+    probe = SeedLifecycleEnv(1, env_cfg.rows, env_cfg.cols, config=env_cfg.lifecycle, seed=0, device=opts.device)
+    policy = create_policy(arch, probe, pcfg)
+    updater = _Updater(policy, ppo, env_cfg.num_envs)
+    eval_seed = opts.seed + 10_000
+    state = _State(frames=0, batches=0, history=[])
+    if saved is not None:
+        state = _restore(saved, policy, updater)
+        baselines = {k: EvalResult(**{"ret" if n == "return" else n: v for n, v in d.items() if n != "return_se"},
+                                   ret_se=d["return_se"]) for k, d in saved["baselines"].items()}
+    else:
+        baselines = evaluate_baselines(rows=env_cfg.rows, cols=env_cfg.cols, config=env_cfg.lifecycle,
+                                       episodes=opts.eval_episodes, seed=eval_seed)
+    log_obj = make_logger(log, output_dir) if output_dir is not None or isinstance(log, Logger) else None
+    return _loop(arch, run, env_cfg, ppo, opts, policy, updater, state, baselines, eval_seed, ckpts,
+                 log_obj, callback)
+
+
+@dataclass
+class _State:
+    frames: int
+    batches: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _load_for_resume(ckpts: CheckpointManager | None, run: dict[str, Any], resume: bool) -> dict | None:
+    if ckpts is None:
+        if resume:
+            raise ValueError("resume=True needs an output_dir holding checkpoints")
+        return None
+    latest = ckpts.latest()
+    if not resume:
+        if latest is not None:
+            raise ValueError(
+                f"{ckpts.directory} already holds checkpoints ({latest.name}); pass resume=True (--resume) "
+                f"to continue that run, or choose another output directory (nothing was overwritten)"
+            )
+        return None
+    if latest is None:
+        raise ValueError(f"resume=True but {ckpts.directory} holds no checkpoint_*.pt")
+    saved = ckpts.load_latest()
+    check_resumable(saved["run"], run, latest)
+    logger.info("resuming from %s at %d frames", latest, saved["frames"])
+    return saved
+
+
+def _restore(saved: dict, policy: SlotPolicy, updater: _Updater) -> _State:
+    policy.load_state_dict(saved["policy"]["state_dict"])
+    updater.optim.load_state_dict(saved["optimizer"])
+    torch.set_rng_state(saved["rng"]["torch"])
+    return _State(frames=int(saved["frames"]), batches=int(saved["batches"]), history=list(saved["history"]))
+
+
+def _payload(run, policy, updater, state: _State, baselines) -> dict[str, Any]:
+    return {
+        "format": TRAINING_FORMAT,
+        "run": run,
+        "policy": policy.payload(),
+        "optimizer": updater.optim.state_dict(),
+        "frames": state.frames,
+        "batches": state.batches,
+        "rng": {"torch": torch.get_rng_state()},
+        "history": state.history,
+        "baselines": {k: v.to_dict() for k, v in baselines.items()},
+    }
+
+
+def _loop(arch, run, env_cfg, ppo, opts, policy, updater, state, baselines, eval_seed, ckpts, log_obj,
+          callback) -> TrainResult:
+    t_start = time.perf_counter()
+    rnd, orc = baselines["random"].score, baselines["oracle"].score
+    if state.batches == 0:
+        row = {"frames": 0.0, **_eval_row(policy, env_cfg, opts, eval_seed, baselines),
+               **{f"baseline/{k}": v.score for k, v in baselines.items()}}
+        state.history.append(row)
+        _log(log_obj, row, 0)
+    actor = policy.compile() if opts.compile else policy.actor
+    # A resumed run draws fresh episodes from a seed derived from where it stopped.
+    collector = _make_collector(env_cfg, policy, actor, ppo, opts, ppo.total_frames - state.frames,
+                                seed=opts.seed + 7919 * state.batches)
+    interrupted, last_ckpt = False, None
+    try:
+        t_collect = time.perf_counter()
+        for batch in collector:
+            collect_s = time.perf_counter() - t_collect
+            batch = batch.reshape(-1, batch.shape[-1])  # multi-worker batches: [W, E, T] -> [W*E, T]
+            lr = updater.set_lr(state.frames)
+            t_update = time.perf_counter()
+            row = {**batch_metrics(batch, random_score=rnd, oracle_score=orc), **updater(batch)}
+            update_s = time.perf_counter() - t_update
+            state.frames += batch.numel()
+            state.batches += 1
+            if opts.collector != "sync":
+                collector.update_policy_weights_()
+            row.update({"frames": float(state.frames), "optim/lr": lr, "time/collect_s": collect_s,
+                        "time/update_s": update_s, "time/env_steps_per_s": batch.numel() / max(collect_s, 1e-9)})
+            final = state.frames >= ppo.total_frames
+            if state.batches % opts.eval_interval == 0 or final:
+                row.update(_eval_row(policy, env_cfg, opts, eval_seed, baselines))
+            state.history.append(row)
+            _log(log_obj, row, state.frames)
+            if ckpts is not None and (state.batches % opts.checkpoint_interval == 0 or final):
+                last_ckpt = ckpts.save(_payload(run, policy, updater, state, baselines))
+            if callback is not None:
+                callback(row)
+            t_collect = time.perf_counter()
+    except KeyboardInterrupt:
+        interrupted = True
+        logger.warning("interrupted at %d frames", state.frames)
+        if ckpts is not None:
+            last_ckpt = ckpts.save(_payload(run, policy, updater, state, baselines))
+    finally:
+        collector.shutdown()
+    final_eval = next((r for r in reversed(state.history) if "eval/score" in r), {})
+    return TrainResult(policy=policy, history=state.history, baselines={k: v.to_dict() for k, v in baselines.items()},
+                       final_eval=final_eval, frames=state.frames, wall_time_s=time.perf_counter() - t_start,
+                       interrupted=interrupted, checkpoint=last_ckpt)
+
+
+def _log(log_obj: Logger | None, row: Mapping[str, float], step: int) -> None:
+    if log_obj is None:
+        return
+    for k, v in row.items():
+        if k != "frames" and isinstance(v, float) and math.isfinite(v):
+            log_obj.log_scalar(k, v, step=step)
