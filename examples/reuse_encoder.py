@@ -9,7 +9,7 @@ TorchRL's ``Collector`` + ``GAE`` + ``ClipPPOLoss`` train them. Then the greedy 
 on fresh episodes against random picks, the best one-item rule ("highest own quality") and the
 oracle, with ``--num-items`` and, zero-shot, with ``--eval-items``.
 
-    python examples/reuse_encoder.py                       # ~1-2 min on a 2-core CPU
+    python examples/reuse_encoder.py                       # ~2 min on a busy 2-core CPU
     python examples/reuse_encoder.py --total-frames 20000  # a quick look
 """
 
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from tensordict.nn import InteractionType, set_interaction_type
 from torchrl.collectors import Collector
+from torchrl.modules import ProbabilisticActor
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
@@ -66,7 +67,7 @@ def make_encoder(args: Args) -> SlotTransformerEncoder:
 
 
 @torch.no_grad()
-def evaluate(actor, num_items: int, args: Args) -> dict[str, float]:
+def evaluate(actor: ProbabilisticActor, num_items: int, args: Args) -> dict[str, float]:
     """Mean return of the greedy actor, random picks, the best one-item rule and the oracle."""
     env = ItemsEnv(args.eval_episodes, num_items, radius=args.radius, seed=args.seed + 10_000)
     td = env.reset()
