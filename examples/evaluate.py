@@ -1,0 +1,76 @@
+"""Evaluate a saved policy against wait-only, random, heuristic and oracle on the same episodes.
+
+Reads a training checkpoint (``checkpoint_*.pt`` from ``examples/ppo_slots.py``) or a policy file
+(``SlotPolicy.save``). The grid may differ from the training one: a transformer policy then plays
+zero-shot (the flat LSTM is built for one slot count and is refused on another).
+
+    python examples/evaluate.py --checkpoint runs/transformer_1x3_s0/checkpoint_000000300000.pt
+    python examples/evaluate.py --checkpoint runs/.../checkpoint_....pt --rows 2 --cols 5   # zero-shot
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from torchrl_slots.envs import LifecycleConfig, SeedLifecycleEnv
+from torchrl_slots.training import evaluate_baselines, evaluate_policy, load_policy, normalized_score
+from torchrl_slots.training.checkpoint import TRAINING_FORMAT
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, required=True, help="training checkpoint or SlotPolicy file")
+    p.add_argument("--rows", type=int, default=None, help="grid rows (default: the training grid)")
+    p.add_argument("--cols", type=int, default=None, help="grid columns (default: the training grid)")
+    p.add_argument("--episodes", type=int, default=256, help="evaluation episodes")
+    p.add_argument("--seed", type=int, default=20_000, help="episode seed (the same for every policy)")
+    p.add_argument("--auto-advance", action="store_true", default=None,
+                   help="force auto_advance on (default: as trained)")
+    p.add_argument("--sample", action="store_true", help="sample actions instead of each head's mode")
+    return p.parse_args(argv)
+
+
+def training_env(path: Path) -> tuple[int, int, LifecycleConfig]:
+    """The grid and simulator settings a checkpoint was trained with (defaults for a policy file)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(payload, dict) and payload.get("format") == TRAINING_FORMAT:
+        env = payload["run"]["env"]
+        return env["rows"], env["cols"], LifecycleConfig.from_dict(env["lifecycle"])
+    n = payload.get("num_slots", 3) if isinstance(payload, dict) else 3
+    return 1, n, LifecycleConfig()
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    args = parse_args(argv)
+    rows, cols, config = training_env(args.checkpoint)
+    trained_on = f"{rows}x{cols}"
+    rows, cols = args.rows or rows, args.cols or cols
+    if args.auto_advance:
+        config.auto_advance = True
+    if config.enabled_slots is not None and config.enabled_slots[1] > rows * cols:
+        config.enabled_slots = None
+    try:
+        policy = load_policy(args.checkpoint, SeedLifecycleEnv(1, rows, cols, config=config, seed=0))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from err
+    res = evaluate_policy(policy, rows=rows, cols=cols, config=config, episodes=args.episodes,
+                          seed=args.seed, deterministic=not args.sample)
+    base = evaluate_baselines(rows=rows, cols=cols, config=config, episodes=args.episodes, seed=args.seed)
+    zero_shot = " (zero-shot)" if f"{rows}x{cols}" != trained_on else ""
+    print(f"{policy.arch} policy trained on {trained_on}, evaluated on {rows}x{cols}{zero_shot}, "
+          f"{args.episodes} episodes, seed {args.seed}")
+    print(f"{'policy':>12} {'score':>16} {'normalized':>11} {'shaped return':>16}")
+    rows_out = {"policy": res, **base}
+    for name, r in rows_out.items():
+        print(f"{name:>12} {r.score:>8.2f} ± {r.score_se:<5.2f} {normalized_score(r.score, base):>11.2f} "
+              f"{r.ret:>8.2f} ± {r.ret_se:<5.2f}")
+    return {name: r.score for name, r in rows_out.items()} | {"normalized": normalized_score(res.score, base)}
+
+
+if __name__ == "__main__":
+    main()
