@@ -42,8 +42,7 @@ def batch_metrics(batch: TensorDictBase, *, random_score: float, oracle_score: f
 class LossAverager:
     """Mean of the loss module's scalar outputs over the minibatches of one batch."""
 
-    KEYS = ("loss_objective", "loss_critic", "loss_entropy", "entropy", "kl_approx", "clip_fraction",
-            "explained_variance", "ESS")
+    KEYS = ("loss_objective", "loss_critic", "loss_entropy", "entropy", "kl_approx", "clip_fraction", "ESS")
 
     def __init__(self) -> None:
         self.sums: dict[str, float] = defaultdict(float)

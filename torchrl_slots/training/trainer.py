@@ -80,7 +80,9 @@ class TrainResult:
 
 @dataclass
 class RunOptions:
-    """How :func:`train` runs (not what it learns); all but ``seed`` may change on resume."""
+    """How :func:`train` runs (not what it learns); all but ``seed`` and ``eval_seed`` may change on
+    resume. ``eval_seed`` fixes the evaluation episodes (default ``seed + 10000``); give runs the
+    same one to compare them on the same episodes."""
 
     seed: int = 0
     device: str = "cpu"
@@ -89,6 +91,7 @@ class RunOptions:
     compile: bool = False
     eval_interval: int = 10
     eval_episodes: int = 64
+    eval_seed: int | None = None
     checkpoint_interval: int = 10
     keep_checkpoints: int = 3
 
@@ -175,6 +178,10 @@ class _Updater:
     def __call__(self, batch: TensorDictBase) -> dict[str, float]:
         with torch.no_grad(), set_recurrent_mode(True):
             self.gae(batch)
+            # Over the whole batch, before the update (the loss's own explained_variance is per
+            # time step over a few envs: noisy to meaningless on [E/minibatches, T] minibatches).
+            target, value = batch["value_target"], batch["state_value"]
+            ev = float(1.0 - (target - value).var() / target.var().clamp_min(1e-12))
         self.buffer.empty()
         self.buffer.extend(batch)
         stats, skipped = LossAverager(), 0
@@ -203,7 +210,7 @@ class _Updater:
             self.bad_in_a_row = 0
             stats.add("optim/grad_norm", float(norm))
             self.optim.step()
-        return {**stats.means(), "optim/skipped_updates": float(skipped)}
+        return {**stats.means(), "loss/explained_variance": ev, "optim/skipped_updates": float(skipped)}
 
 
 def _eval_row(policy: SlotPolicy, env: EnvConfig, opts: RunOptions, eval_seed: int,
@@ -270,7 +277,7 @@ def train(
     probe = SeedLifecycleEnv(1, env_cfg.rows, env_cfg.cols, config=env_cfg.lifecycle, seed=0, device=opts.device)
     policy = create_policy(arch, probe, pcfg)
     updater = _Updater(policy, ppo, env_cfg.num_envs)
-    eval_seed = opts.seed + 10_000
+    eval_seed = opts.seed + 10_000 if opts.eval_seed is None else opts.eval_seed
     state = _State(frames=0, batches=0, history=[])
     if saved is not None:
         state = _restore(saved, policy, updater)

@@ -1,0 +1,332 @@
+"""Train both architectures over seeds and compare them on the SAME evaluation episodes.
+
+The seed plan's Phase-4 table and more. Each run is ``torchrl_slots.training.train`` (one torch
+thread, ``--jobs`` runs in parallel), then a final deterministic evaluation on ``--final-episodes``
+episodes with one fixed seed, scored between random (0) and oracle (1) on those same episodes.
+Every finished run is written to ``<out>/runs/<name>.json``; a rerun skips finished runs, so the
+suite can be stopped and continued. ``--aggregate-only`` just rebuilds the tables and the plot.
+
+Suites:
+    main         1x3 and 2x5, lstm and transformer, --seeds seeds (the cutover decision: 10 slots)
+    scaffolding  2x5 with scaffolding=False, both archs, min(3, seeds) seeds
+    large        5x10 with auto_advance=True and 40-epoch episodes, transformer (lstm with --large-lstm)
+    zeroshot     transformer trained on 2x5 (auto_advance, 40 epochs), positional learned and fourier,
+                 evaluated on 5x5 and 5x10 against the one trained on 5x10 (suite "large")
+
+    python benchmarks/compare_training.py --suites main --seeds 5 --jobs 2
+    python benchmarks/compare_training.py --aggregate-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from torchrl_slots.envs import LifecycleConfig
+from torchrl_slots.policy import PolicyConfig
+from torchrl_slots.training import EnvConfig, PPOConfig, RunOptions, evaluate_baselines, evaluate_policy, train
+from torchrl_slots.training.evaluation import normalized_score
+
+DEFAULT_FRAMES = {"1x3": 80_000, "2x5": 100_000, "5x5": 100_000, "5x10": 100_000}
+EVAL_SEED, FINAL_SEED = 20_000, 30_000
+AUTO40 = {"auto_advance": True, "max_epochs": 40}
+SMALL = {"embed_dim": 16, "num_heads": 2, "num_layers": 1, "ffn_dim": 32, "feature_dim": 16, "lstm_hidden": 16,
+         "key_dim": 8}
+
+
+def grid(text: str) -> tuple[int, int]:
+    rows, cols = (int(x) for x in text.split("x"))
+    return rows, cols
+
+
+def make_specs(args: argparse.Namespace) -> list[dict]:
+    seeds = list(range(args.seeds))
+    few = seeds[: min(3, len(seeds))]
+    frames = {**DEFAULT_FRAMES, **dict(kv.split("=") for kv in args.frames.split(",") if kv)}
+    specs = []
+
+    def add(suite, arch, g, seed, lifecycle=None, policy=None, zero_shot=()):
+        pol = {**(SMALL if args.small_policy else {}), **(policy or {})}
+        tag = "".join(f"_{k}-{v}" for k, v in sorted((lifecycle or {}).items())) + "".join(
+            f"_{k}-{v}" for k, v in sorted((policy or {}).items()))
+        specs.append({"name": f"{suite}_{arch}_{g}{tag}_s{seed}", "suite": suite, "arch": arch, "grid": g,
+                      "seed": seed, "lifecycle": lifecycle or {}, "policy": pol, "frames": int(frames[g]),
+                      "zero_shot": list(zero_shot), "num_envs": args.num_envs,
+                      "frames_per_batch": args.frames_per_batch, "eval_episodes": args.eval_episodes,
+                      "final_episodes": args.final_episodes, "eval_interval": args.eval_interval})
+
+    suites = args.suites.split(",")
+    archs = args.archs.split(",")
+    if "main" in suites:
+        for g in args.grids.split(","):  # seed-major: a stopped suite still has every arch at low seeds
+            for s in seeds:
+                for arch in archs:
+                    add("main", arch, g, s)
+    if "scaffolding" in suites:
+        for arch in archs:
+            for s in few:
+                add("scaffolding", arch, "2x5", s, {"scaffolding": False})
+    if "large" in suites:
+        for arch in ["transformer"] + (["lstm"] if args.large_lstm else []):
+            for s in few:
+                add("large", arch, "5x10", s, AUTO40)
+    if "zeroshot" in suites:
+        for pos in ("learned", "fourier"):
+            for s in few:
+                add("zeroshot", "transformer", "2x5", s, AUTO40, {"positional": pos}, zero_shot=("5x5", "5x10"))
+    return specs
+
+
+def run_one(spec: dict, out_dir: str) -> dict:
+    """Train one run, evaluate it (and zero-shot grids), write ``runs/<name>.json``."""
+    torch.set_num_threads(1)
+    rows, cols = grid(spec["grid"])
+    lifecycle = LifecycleConfig(**spec["lifecycle"])
+    env = EnvConfig(num_envs=spec["num_envs"], rows=rows, cols=cols, lifecycle=lifecycle)
+    ppo = PPOConfig(frames_per_batch=spec["frames_per_batch"], total_frames=spec["frames"])
+    opts = RunOptions(seed=spec["seed"], eval_interval=spec["eval_interval"], eval_episodes=spec["eval_episodes"],
+                      eval_seed=EVAL_SEED)
+    t0 = time.perf_counter()
+    res = train(spec["arch"], env, PolicyConfig(**spec["policy"]), ppo, options=opts, log=None)
+    wall = time.perf_counter() - t0
+    evals = {}
+    for g in [spec["grid"], *spec["zero_shot"]]:
+        r, c = grid(g)
+        base = evaluate_baselines(rows=r, cols=c, config=lifecycle, episodes=spec["final_episodes"], seed=FINAL_SEED)
+        pol = evaluate_policy(res.policy, rows=r, cols=c, config=lifecycle, episodes=spec["final_episodes"],
+                              seed=FINAL_SEED)
+        evals[g] = {"policy": pol.to_dict(), "normalized": normalized_score(pol.score, base),
+                    "baselines": {k: v.to_dict() for k, v in base.items()}}
+    curve = [{"frames": h["frames"], "score": h["eval/score"], "normalized": h["eval/score_normalized"],
+              "return": h["eval/return"]} for h in res.history if "eval/score" in h]
+    record = {**spec, "train_wall_s": wall, "frames_done": res.frames, "evals": evals, "curve": curve,
+              "parameters": sum(p.numel() for p in res.policy.parameters())}
+    path = Path(out_dir) / "runs" / f"{spec['name']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(path)
+    return record
+
+
+def _worker(item):
+    spec, out_dir = item
+    t0 = time.perf_counter()
+    try:
+        run_one(spec, out_dir)
+        return spec["name"], None, time.perf_counter() - t0
+    except Exception as err:  # a failed run is reported, the others go on
+        return spec["name"], f"{type(err).__name__}: {err}", time.perf_counter() - t0
+
+
+def run_all(specs: list[dict], out_dir: Path, jobs: int) -> None:
+    todo = [s for s in specs if not (out_dir / "runs" / f"{s['name']}.json").exists()]
+    print(f"{len(specs)} runs, {len(specs) - len(todo)} already done, {len(todo)} to run with {jobs} jobs", flush=True)
+    if not todo:
+        return
+    items = [(s, str(out_dir)) for s in todo]
+    if jobs == 1:
+        results = map(_worker, items)
+    else:
+        pool = mp.get_context("spawn").Pool(jobs, maxtasksperchild=1)
+        results = pool.imap_unordered(_worker, items)
+    for name, err, secs in results:
+        print(f"  {'FAILED' if err else 'done'} {name} ({secs:.0f} s){': ' + err if err else ''}", flush=True)
+
+
+# ---------------------------------------------------------------------- aggregation
+def _stats(xs: list[float]) -> dict[str, float]:
+    xs = [x for x in xs if math.isfinite(x)]
+    n = len(xs)
+    if n == 0:
+        return {"n": 0, "mean": float("nan"), "std": float("nan"), "ci95": float("nan")}
+    mean = statistics.fmean(xs)
+    std = statistics.stdev(xs) if n > 1 else 0.0
+    t = _t_quantile(n - 1) if n > 1 else float("nan")
+    return {"n": n, "mean": mean, "std": std, "ci95": t * std / math.sqrt(n) if n > 1 else float("nan")}
+
+
+def _t_quantile(dof: int) -> float:
+    try:
+        from scipy import stats
+
+        return float(stats.t.ppf(0.975, dof))
+    except ImportError:
+        return 1.96
+
+
+def welch(a: list[float], b: list[float]) -> dict[str, float]:
+    """Welch's t-test of mean(a) > mean(b), two-sided p (scipy)."""
+    if len(a) < 2 or len(b) < 2:
+        return {"t": float("nan"), "p": float("nan")}
+    from scipy import stats
+
+    t, p = stats.ttest_ind(a, b, equal_var=False)
+    return {"t": float(t), "p": float(p)}
+
+
+def _curve_at(curve: list[dict], frames: float, key: str) -> float:
+    best = [c for c in curve if c["frames"] <= frames]
+    return best[-1][key] if best else float("nan")
+
+
+def aggregate(out_dir: Path) -> dict:
+    runs = [json.loads(p.read_text()) for p in sorted((out_dir / "runs").glob("*.json"))]
+    groups: dict[str, list[dict]] = {}
+    for r in runs:
+        key = r["name"].rsplit("_s", 1)[0]
+        groups.setdefault(key, []).append(r)
+    table = []
+    for key, rs in sorted(groups.items()):
+        g = rs[0]["grid"]
+        base = rs[0]["evals"][g]["baselines"]
+        row = {"group": key, "suite": rs[0]["suite"], "arch": rs[0]["arch"], "grid": g,
+               "lifecycle": rs[0]["lifecycle"], "policy": rs[0]["policy"], "frames": rs[0]["frames"],
+               "seeds": sorted(r["seed"] for r in rs),
+               "normalized": _stats([r["evals"][g]["normalized"] for r in rs]),
+               "score": _stats([r["evals"][g]["policy"]["score"] for r in rs]),
+               "return": _stats([r["evals"][g]["policy"]["return"] for r in rs]),
+               "normalized_at_12500_frames": _stats([_curve_at(r["curve"], 12_800, "normalized") for r in rs]),
+               "train_wall_s": _stats([r["train_wall_s"] for r in rs]),
+               "parameters": rs[0]["parameters"],
+               "baselines": {k: v["score"] for k, v in base.items()},
+               "baseline_returns": {k: v["return"] for k, v in base.items()}}
+        zs = {}
+        for zg in rs[0]["zero_shot"]:
+            zs[zg] = {"normalized": _stats([r["evals"][zg]["normalized"] for r in rs]),
+                      "score": _stats([r["evals"][zg]["policy"]["score"] for r in rs]),
+                      "baselines": {k: v["score"] for k, v in rs[0]["evals"][zg]["baselines"].items()}}
+        if zs:
+            row["zero_shot"] = zs
+        table.append(row)
+    tests = {}
+    for g in ("1x3", "2x5"):
+        tr = [r["evals"][g]["normalized"] for r in groups.get(f"main_transformer_{g}", [])]
+        ls = [r["evals"][g]["normalized"] for r in groups.get(f"main_lstm_{g}", [])]
+        tests[g] = {"transformer_minus_lstm": (statistics.fmean(tr) - statistics.fmean(ls)) if tr and ls else None,
+                    **welch(tr, ls), "n_transformer": len(tr), "n_lstm": len(ls)}
+    summary = {"benchmark": "compare_training", "machine": _machine(), "table": table, "welch": tests,
+               "eval_seed": EVAL_SEED, "final_seed": FINAL_SEED, "runs": len(runs)}
+    (out_dir / "compare_training.json").write_text(json.dumps(summary, indent=1))
+    (out_dir / "compare_training.md").write_text(markdown(summary))
+    try:
+        plot_curves(groups, out_dir / "learning_curves.png")
+    except ImportError as err:
+        print(f"learning_curves.png skipped: {err}")
+    return summary
+
+
+def _fmt(s: dict) -> str:
+    if s["n"] == 0:
+        return "-"
+    ci = f" [±{s['ci95']:.2f}]" if math.isfinite(s["ci95"]) else ""
+    return f"{s['mean']:.2f} ± {s['std']:.2f}{ci}"
+
+
+def markdown(summary: dict) -> str:
+    out = ["| group | frames | seeds | normalized score (mean ± std [95% CI]) | score | shaped return | "
+           "normalized at 12.5k frames (~500 episodes) | train wall s | wait / random / heuristic / oracle score |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in summary["table"]:
+        b = r["baselines"]
+        out.append(f"| {r['group']} | {r['frames']} | {len(r['seeds'])} | {_fmt(r['normalized'])} | {_fmt(r['score'])} | "
+                   f"{_fmt(r['return'])} | {_fmt(r['normalized_at_12500_frames'])} | {r['train_wall_s']['mean']:.0f} | "
+                   f"{b['wait']:.2f} / {b['random']:.2f} / {b['heuristic']:.2f} / {b['oracle']:.2f} |")
+    zs = [r for r in summary["table"] if "zero_shot" in r]
+    if zs:
+        out += ["", "Zero-shot (trained on the group's grid, evaluated on another; normalized score):", "",
+                "| group | grid | normalized | score | heuristic normalized |", "|---|---|---|---|---|"]
+        for r in zs:
+            for g, z in r["zero_shot"].items():
+                b = z["baselines"]
+                h = (b["heuristic"] - b["random"]) / (b["oracle"] - b["random"])
+                out.append(f"| {r['group']} | {g} | {_fmt(z['normalized'])} | {_fmt(z['score'])} | {h:.2f} |")
+    out += ["", "Welch t-test, transformer vs lstm normalized score (main suite):", ""]
+    for g, t in summary["welch"].items():
+        out.append(f"- {g}: difference {t['transformer_minus_lstm']}, t = {t['t']:.3g}, p = {t['p']:.3g} "
+                   f"(n = {t['n_transformer']} vs {t['n_lstm']})")
+    return "\n".join(out) + "\n"
+
+
+def plot_curves(groups: dict[str, list[dict]], path: Path) -> None:
+    from torchrl_slots.plotting import _pyplot
+
+    plt = _pyplot()
+    keys = sorted(groups)
+    fig, ax = plt.subplots(1, 1, figsize=(9, 5))
+    for i, key in enumerate(keys):
+        rs = groups[key]
+        frames = sorted({c["frames"] for r in rs for c in r["curve"]})
+        vals = [[_curve_at(r["curve"], f, "normalized") for r in rs] for f in frames]
+        mean = [statistics.fmean(v) for v in vals]
+        std = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in vals]
+        ax.plot(frames, mean, color=f"C{i % 10}", label=f"{key} (n={len(rs)})")
+        ax.fill_between(frames, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                        color=f"C{i % 10}", alpha=0.15)
+    ax.axhline(0.0, color="k", lw=0.5)
+    ax.axhline(1.0, color="k", lw=0.5, ls="--")
+    ax.set_xlabel("frames")
+    ax.set_ylabel("eval score, normalized (random 0, oracle 1)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _machine() -> dict:
+    cpu = "unknown"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import tensordict
+    import torchrl
+
+    return {"cpu": cpu, "cores": mp.cpu_count(), "torch": torch.__version__, "torchrl": torchrl.__version__,
+            "tensordict": tensordict.__version__, "python": platform.python_version(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suites", default="main", help="comma-separated: main,scaffolding,large,zeroshot")
+    p.add_argument("--archs", default="lstm,transformer", help="architectures of the main/scaffolding suites")
+    p.add_argument("--grids", default="2x5,1x3", help="grids of the main suite (in run order)")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per group (3 at most for the other suites)")
+    p.add_argument("--frames", default="", help="budget overrides, e.g. 1x3=60000,2x5=100000")
+    p.add_argument("--num-envs", type=int, default=16, help="parallel envs per run")
+    p.add_argument("--frames-per-batch", type=int, default=800, help="frames per PPO batch")
+    p.add_argument("--eval-interval", type=int, default=4, help="batches between evaluations (the curves)")
+    p.add_argument("--eval-episodes", type=int, default=64, help="episodes per evaluation during training")
+    p.add_argument("--final-episodes", type=int, default=256, help="episodes of the final evaluation")
+    p.add_argument("--large-lstm", action="store_true", help="also train the flat LSTM in the large suite")
+    p.add_argument("--small-policy", action="store_true", help="tiny policy widths (for tests)")
+    p.add_argument("--jobs", type=int, default=2, help="runs in parallel (one torch thread each)")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/compare_training"), help="results folder")
+    p.add_argument("--aggregate-only", action="store_true", help="only rebuild tables/plot from finished runs")
+    args = p.parse_args(argv)
+    if not args.aggregate_only:
+        specs = make_specs(args)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "settings.json").write_text(json.dumps({"argv": sys.argv[1:] if argv is None else argv,
+                                                            "specs": [s["name"] for s in specs]}, indent=1))
+        run_all(specs, args.out, args.jobs)
+    summary = aggregate(args.out)
+    print(markdown(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
