@@ -10,7 +10,7 @@ TORCH_PIN      := torch==2.13.0
 TORCHRL_PIN    := torchrl==0.14.1
 TENSORDICT_PIN := tensordict==0.14.3
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo baselines test test-all bench clean
 
 setup: $(STAMP)
 
@@ -24,7 +24,11 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet -e ".[test,plot]"
 	touch $(STAMP)
 
+# The main job: PPO with the Slot Transformer on the 1x3 grid (a fresh run folder each time).
 demo: setup
+	$(PY) examples/ppo_slots.py --output-dir runs/demo-$$(date +%Y%m%d-%H%M%S)
+
+baselines: setup
 	$(PY) examples/baselines.py --episodes 256 --grids 1x3,2x5,5x10 --auto-advance-grids 5x10
 
 test: setup

@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--max-epochs", type=int, default=25, help="host epochs (env steps) per episode")
     a("--num-envs", type=int, default=16, help="parallel envs (split over --workers)")
     a("--frames-per-batch", type=int, default=800, help="env steps per PPO batch (a multiple of --num-envs)")
-    a("--total-frames", type=int, default=300_000, help="env steps of the whole run")
+    a("--total-frames", type=int, default=120_000, help="env steps of the whole run")
     a("--epochs", type=int, default=4, help="PPO epochs per batch")
     a("--minibatches", type=int, default=4, help="minibatches per epoch (each holds whole env sequences)")
     a("--lr", type=float, default=3e-4, help="Adam learning rate")
