@@ -1,5 +1,6 @@
-"""Speed/memory options of the Slot Transformer (issue 7): ``pack_slots``, ``checkpoint_chunk``,
-``autocast``. Each must give the plain path's values (and gradients)."""
+"""Speed/memory options of the Slot Transformer (issue 7): ``pack_slots``, ``chunk_rows``,
+``checkpoint_chunk``, ``autocast``. Each must give the plain path's values (and gradients); the
+plain path is ``pack_slots=False, chunk_rows=None``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from torchrl_slots.policy import PolicyConfig, SlotPolicy, create_policy
 
 D = 32
 SMALL = dict(embed_dim=32, num_heads=2, num_layers=1, ffn_dim=64, feature_dim=32, lstm_hidden=32, key_dim=16)
+
+
+PLAIN = {"pack_slots": False, "chunk_rows": None}
 
 
 def make_encoder(**kw):
@@ -46,7 +50,8 @@ def run_with_grads(enc, feats, mask, r, c, weight):
 
 @pytest.mark.parametrize("positional", ["learned", "fourier", "none"])
 def test_packing_equals_unpacked_values_and_gradients(positional):
-    plain, packed = make_encoder(positional=positional, pack_slots=False), make_encoder(positional=positional)
+    plain = make_encoder(positional=positional, **PLAIN)
+    packed = make_encoder(positional=positional, pack_slots=True, chunk_rows=None)
     feats, mask, r, c = make_inputs()
     assert 0 < mask.sum(-1).max() < mask.shape[-1]  # the token axis is really cut
     weight = torch.randn(*mask.shape, D)
@@ -59,7 +64,7 @@ def test_packing_equals_unpacked_values_and_gradients(positional):
 
 
 def test_packing_with_every_slot_enabled_and_with_none_enabled():
-    plain, packed = make_encoder(pack_slots=False), make_encoder()
+    plain, packed = make_encoder(**PLAIN), make_encoder()
     feats, mask, r, c = make_inputs()
     for m in (torch.ones_like(mask), torch.zeros_like(mask)):
         for a, b in zip(plain(feats, m, r, c), packed(feats, m, r, c)):
@@ -69,8 +74,23 @@ def test_packing_with_every_slot_enabled_and_with_none_enabled():
     assert torch.equal(slot_repr, torch.zeros_like(slot_repr))
 
 
+@pytest.mark.parametrize("pack_slots", [True, False])
+def test_chunked_rows_equal_plain_path(pack_slots):
+    plain, chunked = make_encoder(**PLAIN), make_encoder(pack_slots=pack_slots, chunk_rows=4)
+    feats, mask, r, c = make_inputs()
+    weight = torch.randn(*mask.shape, D)
+    ref, got = run_with_grads(plain, feats, mask, r, c, weight), run_with_grads(chunked, feats, mask, r, c, weight)
+    for a, b in zip(ref[:3], got[:3]):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+    for name, g in ref[3].items():
+        torch.testing.assert_close(got[3][name], g, atol=1e-5, rtol=1e-4, msg=name)
+    with torch.no_grad():
+        for a, b in zip(plain(feats, mask, r, c), chunked(feats, mask, r, c)):
+            torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+
+
 def test_checkpoint_values_and_gradients_equal_plain_path():
-    plain = make_encoder(pack_slots=False)
+    plain = make_encoder(**PLAIN)
     chunked = make_encoder(checkpoint_chunk=5)  # 21 rows: chunks of 5, 5, 5, 5, 1; packed per chunk
     feats, mask, r, c = make_inputs()
     weight = torch.randn(*mask.shape, D)
@@ -123,7 +143,7 @@ def test_bf16_autocast_is_close_finite_and_returns_fp32():
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"pack_slots": False}, {"checkpoint_chunk": 4}, {"autocast": "bf16"}], ids=str
+    "options", [{}, PLAIN, {"chunk_rows": 3}, {"checkpoint_chunk": 4}, {"autocast": "bf16"}], ids=str
 )
 def test_fully_masked_row_gives_finite_cls_in_train_and_eval(options):
     enc = make_encoder(**options)
@@ -139,6 +159,8 @@ def test_fully_masked_row_gives_finite_cls_in_train_and_eval(options):
 def test_option_errors():
     with pytest.raises(ValueError, match=r"checkpoint_chunk must be None or a positive number of rows, got 0"):
         SlotTransformerEncoder(checkpoint_chunk=0)
+    with pytest.raises(ValueError, match=r"chunk_rows must be None or a positive number of rows, got 2.5"):
+        SlotTransformerEncoder(chunk_rows=2.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"autocast must be None or 'bf16', got 'fp16'"):
         SlotTransformerEncoder(autocast="fp16")  # type: ignore[arg-type]
 
@@ -151,20 +173,20 @@ def make_env_policy(config, num_envs=4, seed=0):
 
 
 def test_options_reach_the_encoder_and_survive_save_load(tmp_path):
-    config = PolicyConfig(**SMALL, pack_slots=False, checkpoint_chunk=64, autocast="bf16")
+    config = PolicyConfig(**SMALL, pack_slots=False, chunk_rows=None, checkpoint_chunk=64, autocast="bf16")
     env, policy = make_env_policy(config)
     enc = policy.trunk_net.encoder
-    assert (enc.pack_slots, enc.checkpoint_chunk, enc.autocast) == (False, 64, "bf16")
+    assert (enc.pack_slots, enc.chunk_rows, enc.checkpoint_chunk, enc.autocast) == (False, None, 64, "bf16")
     assert policy.heads_net.slot_head.key.out_features == 16  # key_dim is honoured
     policy.save(tmp_path / "p.pt")
     loaded = SlotPolicy.load(tmp_path / "p.pt", env.base_env)
     assert loaded.config == config
     enc = loaded.trunk_net.encoder
-    assert (enc.pack_slots, enc.checkpoint_chunk, enc.autocast) == (False, 64, "bf16")
+    assert (enc.pack_slots, enc.chunk_rows, enc.checkpoint_chunk, enc.autocast) == (False, None, 64, "bf16")
 
 
 def test_clip_ppo_gradients_with_packing_and_checkpointing_equal_plain_policy():
-    plain_env, plain = make_env_policy(PolicyConfig(**SMALL, pack_slots=False))
+    plain_env, plain = make_env_policy(PolicyConfig(**SMALL, pack_slots=False, chunk_rows=None))
     _, fast = make_env_policy(PolicyConfig(**SMALL, checkpoint_chunk=7))
     fast.load_state_dict(plain.state_dict())
     with torch.no_grad():

@@ -28,7 +28,7 @@ class TransformerTrunk(nn.Module):
     Args:
         embed_dim: D, the encoder width.
         num_heads, num_layers, ffn_dim, dropout, max_rows, max_cols, positional: the encoder's.
-        pack_slots, checkpoint_chunk, autocast: the encoder's speed options (see
+        pack_slots, chunk_rows, checkpoint_chunk, autocast: the encoder's speed options (see
             :class:`~torchrl_slots.modules.encoder.SlotTransformerEncoder`); ``autocast`` covers
             the slot encoder only, whose outputs come back in fp32.
         feature_dim: F, the width fed to the LSTM.
@@ -55,6 +55,7 @@ class TransformerTrunk(nn.Module):
         max_cols: int = layout.MAX_GRID,
         positional: Literal["learned", "fourier", "none"] = "learned",
         pack_slots: bool = True,
+        chunk_rows: int | None = 256,
         checkpoint_chunk: int | None = None,
         autocast: AutocastKind = None,
         feature_dim: int = 128,
@@ -63,7 +64,7 @@ class TransformerTrunk(nn.Module):
         self.encoder = SlotTransformerEncoder(
             slot_dim=layout.SLOT_FEATURES, embed_dim=embed_dim, num_heads=num_heads,
             num_layers=num_layers, ffn_dim=ffn_dim, dropout=dropout, max_rows=max_rows,
-            max_cols=max_cols, positional=positional, pack_slots=pack_slots,
+            max_cols=max_cols, positional=positional, pack_slots=pack_slots, chunk_rows=chunk_rows,
             checkpoint_chunk=checkpoint_chunk, autocast=autocast,
         )
         self.global_encoder = GlobalEncoder(base_dim=layout.BASE_FEATURES, embed_dim=embed_dim)
