@@ -121,12 +121,16 @@ class FactoredHeads(nn.Module):
         ops = layout.NUM_OPS
         slot_logits = self._slot_logits(core, slot_repr)  # [*B, n_ops, N]
         small = self.small_from_core(core).unflatten(-1, (self.n_ops, -1))  # [*B, n_ops, total]
+        core_terms = small.split(_SMALL_SIZES, dim=-1)  # [*B, n_ops, n_h] per head
         if self.conditioning == "op":
-            slot_term = self.small_from_slot(slot_repr)  # [*B, N, total]
-            small = small[..., :, None, :] + slot_term[..., None, :, :]  # [*B, 6, N, total]
+            slot_terms = self.small_from_slot(slot_repr).split(_SMALL_SIZES, dim=-1)  # [*B, N, n_h] per head
+            # one contiguous [*B, 6, N, n_h] tensor per head (not views of one [*B, 6, N, total]):
+            # the distribution's log_softmax over n_h then needs no copy (~0.2 s saved per loss
+            # call at [32, 64] x 50 slots on CPU)
+            small_logits = [a[..., :, None, :] + b[..., None, :, :] for a, b in zip(core_terms, slot_terms)]
             out_masks = masks
         else:
-            small = small[..., :, None, :].expand(*batch, ops, n, -1)  # [*B, 6, N, total] (same everywhere)
+            small_logits = [t[..., :, None, :].expand(*batch, ops, n, -1) for t in core_terms]  # same for all
             slot_logits = slot_logits.expand(*batch, ops, n)
             union = union_masks(masks)
             out_masks = {"op": masks["op"]}
@@ -135,6 +139,6 @@ class FactoredHeads(nn.Module):
             "op": {"logits": self.op_head(core), "mask": out_masks["op"]},
             "slot": {"logits": slot_logits, "mask": out_masks["slot"]},
         }
-        for h, chunk in zip(layout.SMALL_HEADS, small.split(_SMALL_SIZES, dim=-1)):
-            params[h] = {"logits": chunk, "mask": out_masks[h]}  # [*B, 6, N, n_h], [*B, 6, n_h]
+        for h, logits in zip(layout.SMALL_HEADS, small_logits):
+            params[h] = {"logits": logits, "mask": out_masks[h]}  # [*B, 6, N, n_h], [*B, 6, n_h]
         return params
