@@ -15,10 +15,10 @@ Speed options (issue 7, "50+ slots"; all give the plain path's values, see the t
 
 * ``pack_slots`` (default True): the enabled slots of each row are gathered to the front (a
   stable sort on the mask) and the token axis is cut to the largest number of enabled slots in
-  the chunk of rows, see below), so absent slots cost no attention or FFN work.
-  The outputs are scattered back to ``[*B, N, D]``; absent slots get zeros, as on the plain path.
-  It reads the counts on the host (one sync), so it is skipped while ``torch.compile`` traces
-  and with ``return_attention=True``; with every slot enabled nothing is gathered.
+  the chunk of rows (``chunk_rows``), so absent slots cost no attention or FFN work. Outputs
+  are scattered back to ``[*B, N, D]``; absent slots get zeros, as on the plain path. It reads
+  the counts on the host (one sync), so it is skipped while ``torch.compile`` traces and with
+  ``return_attention=True``; a chunk whose rows enable every slot is not gathered.
 * ``chunk_rows`` (default 256): the rows ``B' = prod(*B)`` (no row attends to another) go
   through the transformer in chunks of this many rows. Same values. On CPU it is much faster than
   one big batch (at 2048 rows x 51 tokens fwd+bwd: ~1.23 s vs ~1.7 s, 1 thread): every
@@ -44,10 +44,10 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 from tensordict.nn import TensorDictModule
 from tensordict.utils import NestedKey
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from torchrl_slots import layout
 from torchrl_slots.modules.positional import make_positional
