@@ -159,14 +159,19 @@ def test_clip_ppo_loss_ratio_one_and_finite_grads(module_cls):
     assert all(g.abs().sum() > 0 for g in grads)
 
 
-def test_entropy_gradient_reaches_op_logits_through_conditional_terms():
+def test_conditional_entropy_terms_do_not_train_the_op_head_but_h_op_does():
+    """With ClipPPOLoss: the conditional heads' entropy bonus leaves the op head alone (its
+    weights p(o) are constants: a bonus per sub-head paid PPO for germinating), H(op) trains it."""
     actor = make_actor()
     batch = make_batch(actor, seed=2)
-    coeff = {k: (0.0 if k == ("action", "op_entropy") else 1.0) for k in ENTROPY_KEYS}
-    loss = ClipPPOLoss(actor_network=actor, critic_network=critic(), entropy_coeff=coeff)
-    loss(batch)["loss_entropy"].backward()  # H(op) has weight 0: only sum_o p(o)[...] remains
     op_head = actor.module[0].module.op
-    assert op_head.weight.grad is not None and op_head.weight.grad.abs().sum() > 0
+    for op_weight, moves in ((0.0, False), (1.0, True)):
+        coeff = {k: (op_weight if k == ("action", "op_entropy") else 1.0) for k in ENTROPY_KEYS}
+        loss = ClipPPOLoss(actor_network=actor, critic_network=critic(), entropy_coeff=coeff)
+        op_head.weight.grad = None
+        loss(batch.clone())["loss_entropy"].backward()
+        grad = op_head.weight.grad
+        assert (grad is not None and grad.abs().sum() > 0) == moves, op_weight
 
 
 def test_deterministic_exploration_gives_the_mode():
