@@ -78,6 +78,11 @@ class PolicyConfig:
             ``torch.autocast(dtype=torch.bfloat16)`` (its Linear layers in bf16: AMX on recent
             Xeons; on CPU attention stays fp32); its outputs are cast back to fp32 before the
             fusion, LSTM and heads. Values within ~1e-2 of fp32.
+        op_from_slots: the op logits also get ``logsumexp`` of the op's legal slot logits, making
+            ``p(op, slot)`` one softmax over legal (op, slot) pairs (see ``FactoredHeads``).
+            Default True: with the op read from the core alone, the transformer collapsed to
+            wait-only on 2x5 in 4 of 5 seeds (benchmarks/results/compare_training_op_from_core);
+            ``False`` is that earlier head. Ignored with ``conditioning="none"``.
     """
 
     embed_dim: int = 64
@@ -97,6 +102,7 @@ class PolicyConfig:
     chunk_rows: int | None = 256
     checkpoint_chunk: int | None = None
     autocast: Literal["bf16"] | None = None
+    op_from_slots: bool = True
 
     @classmethod
     def from_dict(cls, data: dict) -> "PolicyConfig":
@@ -343,6 +349,10 @@ def create_policy(arch: str, env: EnvBase, config: PolicyConfig | None = None,
     return policy.to(_env_device(env))
 
 
+def _op_from_slots(config: PolicyConfig) -> bool:
+    return config.op_from_slots and config.conditioning == "op"  # independent heads have no joint
+
+
 @register_policy("transformer")
 def _build_transformer(env: EnvBase, config: PolicyConfig) -> SlotPolicy:
     n = env_num_slots(env)
@@ -355,7 +365,7 @@ def _build_transformer(env: EnvBase, config: PolicyConfig) -> SlotPolicy:
     )
     heads = FactoredHeads(core_dim=config.lstm_hidden, slot_dim=config.embed_dim, slot_head="pointer",
                           key_dim=config.key_dim, op_embed_dim=config.op_embed_dim,
-                          conditioning=config.conditioning)
+                          conditioning=config.conditioning, op_from_slots=_op_from_slots(config))
     return SlotPolicy("transformer", trunk, heads, config, num_slots=n)
 
 
@@ -364,5 +374,5 @@ def _build_lstm(env: EnvBase, config: PolicyConfig) -> SlotPolicy:
     n = env_num_slots(env)
     trunk = FlatTrunk(num_slots=n, feature_dim=config.feature_dim, slot_dim=config.embed_dim)
     heads = FactoredHeads(core_dim=config.lstm_hidden, slot_dim=config.embed_dim, slot_head="linear",
-                          num_slots=n, conditioning=config.conditioning)
+                          num_slots=n, conditioning=config.conditioning, op_from_slots=_op_from_slots(config))
     return SlotPolicy("lstm", trunk, heads, config, num_slots=n)

@@ -52,6 +52,10 @@ class FactoredHeads(nn.Module):
         op_embed_dim: width of the learned op embedding that conditions the pointer query.
         key_dim: pointer key/query width.
         conditioning: ``"op"`` (op -> slot -> rest) or ``"none"`` (independent heads).
+        op_from_slots: add ``logsumexp_n slot_logits[o, n]`` over op o's legal slots to op o's
+            logit, so ``p(op, slot)`` is one softmax over all legal (op, slot) pairs and a slot
+            that stands out (e.g. a seed ready to fossilize) raises its op's probability;
+            otherwise the op is chosen from the core alone. Needs ``conditioning="op"``.
 
     Examples:
         >>> heads = FactoredHeads(core_dim=16, slot_dim=8)
@@ -73,8 +77,12 @@ class FactoredHeads(nn.Module):
         op_embed_dim: int = 32,
         key_dim: int = 64,
         conditioning: Literal["op", "none"] = "op",
+        op_from_slots: bool = False,
     ) -> None:
         super().__init__()
+        if op_from_slots and conditioning != "op":
+            raise ValueError("op_from_slots=True needs conditioning='op'")
+        self.op_from_slots = op_from_slots
         if conditioning not in ("op", "none"):
             raise ValueError(f"conditioning must be 'op' or 'none', got {conditioning!r}")
         if slot_head not in ("pointer", "linear"):
@@ -135,8 +143,12 @@ class FactoredHeads(nn.Module):
             union = union_masks(masks)
             out_masks = {"op": masks["op"]}
             out_masks.update({h: union[h][..., None, :].expand(*batch, ops, -1) for h in layout.HEADS[1:]})
+        op_logits = self.op_head(core)  # [*B, 6]
+        if self.op_from_slots:
+            legal = out_masks["slot"]  # [*B, 6, N]; every row has a legal entry (index 0 if irrelevant)
+            op_logits = op_logits + slot_logits.masked_fill(~legal, float("-inf")).logsumexp(-1)  # [*B, 6]
         params = {
-            "op": {"logits": self.op_head(core), "mask": out_masks["op"]},
+            "op": {"logits": op_logits, "mask": out_masks["op"]},
             "slot": {"logits": slot_logits, "mask": out_masks["slot"]},
         }
         for h, logits in zip(layout.SMALL_HEADS, small_logits):
