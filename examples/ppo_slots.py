@@ -19,7 +19,6 @@ import math
 import sys
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from torchrl_slots.envs import LifecycleConfig, SeedLifecycleEnv
@@ -126,7 +125,6 @@ def summary(result, out: Path, files: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     env, pcfg, ppo, opts = configs(args)
     out = args.output_dir or Path("runs") / f"{args.arch}_{args.rows}x{args.cols}_s{args.seed}"
     SeedLifecycleEnv(1, env.rows, env.cols, config=env.lifecycle)  # fail fast on a bad grid/config
