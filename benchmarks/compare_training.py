@@ -68,23 +68,28 @@ def make_specs(args: argparse.Namespace) -> list[dict]:
 
     suites = args.suites.split(",")
     archs = args.archs.split(",")
-    if "main" in suites:
-        for g in args.grids.split(","):  # seed-major: a stopped suite still has every arch at low seeds
-            for s in seeds:
+    unknown = set(suites) - {"main", "scaffolding", "large", "zeroshot"}
+    if unknown:
+        raise SystemExit(f"unknown suites {sorted(unknown)}; known: main, scaffolding, large, zeroshot")
+    for suite in suites:  # in the order given: a stopped run has the first suites complete
+        if suite == "main":
+            for g in args.grids.split(","):  # seed-major: every arch at the low seeds first
+                for s in seeds:
+                    for arch in archs:
+                        add("main", arch, g, s)
+        elif suite == "scaffolding":
+            for s in few:
                 for arch in archs:
-                    add("main", arch, g, s)
-    if "scaffolding" in suites:
-        for arch in archs:
+                    add("scaffolding", arch, "2x5", s, {"scaffolding": False})
+        elif suite == "large":
             for s in few:
-                add("scaffolding", arch, "2x5", s, {"scaffolding": False})
-    if "large" in suites:
-        for arch in ["transformer"] + (["lstm"] if args.large_lstm else []):
+                for arch in ["transformer"] + (["lstm"] if args.large_lstm else []):
+                    add("large", arch, "5x10", s, AUTO40)
+        else:
             for s in few:
-                add("large", arch, "5x10", s, AUTO40)
-    if "zeroshot" in suites:
-        for pos in ("learned", "fourier"):
-            for s in few:
-                add("zeroshot", "transformer", "2x5", s, AUTO40, {"positional": pos}, zero_shot=("5x5", "5x10"))
+                for pos in ("learned", "fourier"):
+                    add("zeroshot", "transformer", "2x5", s, AUTO40, {"positional": pos},
+                        zero_shot=("5x5", "5x10"))
     return specs
 
 
