@@ -60,7 +60,12 @@ def test_ppo_slots_multisync_two_workers(tmp_path):
     ppo = load("ppo_slots")
     assert ppo.main(["--collector", "multisync", "--workers", "2", "--output-dir", str(tmp_path), "--no-plots",
                      *TINY]) == 0
-    assert len(list(tmp_path.glob("checkpoint_*.pt"))) == 2
+    from torchrl_slots.training import load_training_checkpoint
+
+    (ckpt,) = tmp_path.glob("checkpoint_*.pt")  # checkpoint_interval 10 > 2 batches: the final one only
+    payload = load_training_checkpoint(ckpt)
+    assert payload["frames"] == 200 and [r["frames"] for r in payload["history"]] == [0.0, 100.0, 200.0]
+    assert all(math.isfinite(r["loss/loss_objective"]) for r in payload["history"][1:])
 
 
 def test_ppo_slots_ray_collector(tmp_path):
