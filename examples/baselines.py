@@ -13,32 +13,16 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
-
-from torchrl_slots.envs import (
-    HeuristicPolicy,
-    LifecycleConfig,
-    OraclePolicy,
-    RandomPolicy,
-    SeedLifecycleEnv,
-    WaitPolicy,
-)
-
-POLICIES = {"wait": WaitPolicy, "random": RandomPolicy, "heuristic": HeuristicPolicy, "oracle": OraclePolicy}
+from torchrl_slots.envs import LifecycleConfig
+from torchrl_slots.training import evaluate_baselines
 
 
 def evaluate(rows: int, cols: int, config: LifecycleConfig, episodes: int, seed: int) -> dict[str, dict[str, float]]:
     """Mean/std of score and shaped return per policy over ``episodes`` episodes."""
-    out = {}
-    for name, cls in POLICIES.items():
-        env = SeedLifecycleEnv(episodes, rows, cols, config=config, seed=seed)
-        with torch.no_grad():
-            td = env.rollout(config.max_epochs, cls(env), break_when_any_done=False)
-        score = td["next", "info", "score"][:, -1]
-        ret = td["next", "reward"].sum((1, 2))
-        out[name] = {"score": score.mean().item(), "score_std": score.std().item(),
-                     "return": ret.mean().item(), "return_std": ret.std().item()}
-    return out
+    res = evaluate_baselines(rows=rows, cols=cols, config=config, episodes=episodes, seed=seed)
+    sd = episodes**0.5  # EvalResult holds standard errors; the table shows standard deviations
+    return {name: {"score": r.score, "score_std": r.score_se * sd, "return": r.ret, "return_std": r.ret_se * sd}
+            for name, r in res.items()}
 
 
 def main() -> None:

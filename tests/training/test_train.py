@@ -124,14 +124,15 @@ def test_ctrl_c_saves_a_checkpoint_then_resume_finishes(tmp_path):
     assert done.frames == 200 and not done.interrupted
 
 
-def _nan_after(monkeypatch, good_calls):
+def _nan_loss_on(monkeypatch, bad):
+    """Make ClipPPOLoss's objective NaN on the calls ``n`` (1-based) for which ``bad(n)``."""
     calls = {"n": 0}
     forward = ClipPPOLoss.forward
 
     def patched(self, td):
         out = forward(self, td)
         calls["n"] += 1
-        if calls["n"] > good_calls:
+        if bad(calls["n"]):
             out["loss_objective"] = out["loss_objective"] * float("nan")
         return out
 
@@ -139,17 +140,7 @@ def _nan_after(monkeypatch, good_calls):
 
 
 def test_one_nan_loss_is_skipped_and_logged(monkeypatch, caplog):
-    calls = {"n": 0}
-    forward = ClipPPOLoss.forward
-
-    def one_nan(self, td):
-        out = forward(self, td)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            out["loss_objective"] = out["loss_objective"] * float("nan")
-        return out
-
-    monkeypatch.setattr(ClipPPOLoss, "forward", one_nan)
+    _nan_loss_on(monkeypatch, lambda n: n == 2)
     res = run()
     assert [r.get("optim/skipped_updates") for r in res.history[1:]] == [1.0, 0.0]
     assert "non-finite loss or gradient" in caplog.text
@@ -158,7 +149,7 @@ def test_one_nan_loss_is_skipped_and_logged(monkeypatch, caplog):
 
 def test_nan_in_a_row_stops_with_the_last_good_checkpoint_intact(tmp_path, monkeypatch):
     updates_per_batch = PPO.epochs * PPO.minibatches
-    _nan_after(monkeypatch, good_calls=updates_per_batch)  # batch 1 fine, batch 2 all NaN
+    _nan_loss_on(monkeypatch, lambda n: n > updates_per_batch)  # batch 1 fine, batch 2 all NaN
     with pytest.raises(TrainingDivergedError, match="4 consecutive non-finite updates"):
         run(tmp_path, ppo=PPOConfig(frames_per_batch=100, total_frames=200, minibatches=2, epochs=2,
                                     max_bad_updates=4))
