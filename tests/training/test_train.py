@@ -101,6 +101,9 @@ def test_resume_continues_the_frame_counter_and_the_logs(tmp_path):
     steps = [int(line.split(",")[0]) for line in
              (tmp_path / "logs" / "scalars" / "loss" / "loss_objective.csv").read_text().splitlines()]
     assert steps == [100, 200, 300, 400]
+    again = run(tmp_path, ppo=PPOConfig(frames_per_batch=100, total_frames=400, minibatches=2, epochs=2),
+                resume=True)  # a finished run resumed as is: nothing to do, nothing lost
+    assert again.frames == 400 and again.history == second.history
 
 
 def test_incompatible_resume_and_fresh_run_into_a_used_dir_are_refused_and_nothing_is_touched(tmp_path):

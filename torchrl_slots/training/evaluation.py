@@ -43,6 +43,11 @@ class EvalResult:
         return {"score": self.score, "score_se": self.score_se, "return": self.ret,
                 "return_se": self.ret_se, "episodes": self.episodes}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, float]) -> "EvalResult":
+        return cls(score=d["score"], score_se=d["score_se"], ret=d["return"], ret_se=d["return_se"],
+                   episodes=int(d["episodes"]))
+
 
 def _summarise(td: TensorDictBase) -> EvalResult:
     score = td["next", "info", "score"][:, -1].double()

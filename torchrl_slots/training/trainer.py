@@ -281,14 +281,12 @@ def train(
     state = _State(frames=0, batches=0, history=[])
     if saved is not None:
         state = _restore(saved, policy, updater)
-        baselines = {k: EvalResult(**{"ret" if n == "return" else n: v for n, v in d.items() if n != "return_se"},
-                                   ret_se=d["return_se"]) for k, d in saved["baselines"].items()}
+        baselines = {k: EvalResult.from_dict(d) for k, d in saved["baselines"].items()}
     else:
         baselines = evaluate_baselines(rows=env_cfg.rows, cols=env_cfg.cols, config=env_cfg.lifecycle,
                                        episodes=opts.eval_episodes, seed=eval_seed)
     log_obj = make_logger(log, output_dir) if output_dir is not None or isinstance(log, Logger) else None
-    return _loop(arch, run, env_cfg, ppo, opts, policy, updater, state, baselines, eval_seed, ckpts,
-                 log_obj, callback)
+    return _loop(run, env_cfg, ppo, opts, policy, updater, state, baselines, eval_seed, ckpts, log_obj, callback)
 
 
 @dataclass
@@ -340,9 +338,12 @@ def _payload(run, policy, updater, state: _State, baselines) -> dict[str, Any]:
     }
 
 
-def _loop(arch, run, env_cfg, ppo, opts, policy, updater, state, baselines, eval_seed, ckpts, log_obj,
+def _loop(run, env_cfg, ppo, opts, policy, updater, state, baselines, eval_seed, ckpts, log_obj,
           callback) -> TrainResult:
     t_start = time.perf_counter()
+    if state.frames + ppo.frames_per_batch > ppo.total_frames:  # a finished run resumed as is
+        logger.warning("nothing to do: %d of total_frames=%d done", state.frames, ppo.total_frames)
+        return _result(policy, state, baselines, t_start, False, None)
     rnd, orc = baselines["random"].score, baselines["oracle"].score
     if state.batches == 0:
         row = {"frames": 0.0, **_eval_row(policy, env_cfg, opts, eval_seed, baselines),
@@ -386,10 +387,14 @@ def _loop(arch, run, env_cfg, ppo, opts, policy, updater, state, baselines, eval
             last_ckpt = ckpts.save(_payload(run, policy, updater, state, baselines))
     finally:
         collector.shutdown()
+    return _result(policy, state, baselines, t_start, interrupted, last_ckpt)
+
+
+def _result(policy, state: _State, baselines, t_start: float, interrupted: bool, ckpt: Path | None) -> TrainResult:
     final_eval = next((r for r in reversed(state.history) if "eval/score" in r), {})
     return TrainResult(policy=policy, history=state.history, baselines={k: v.to_dict() for k, v in baselines.items()},
                        final_eval=final_eval, frames=state.frames, wall_time_s=time.perf_counter() - t_start,
-                       interrupted=interrupted, checkpoint=last_ckpt)
+                       interrupted=interrupted, checkpoint=ckpt)
 
 
 def _log(log_obj: Logger | None, row: Mapping[str, float], step: int) -> None:
