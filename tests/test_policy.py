@@ -1,5 +1,7 @@
 """create_policy / SlotPolicy: both architectures on the env, with TorchRL's ClipPPOLoss."""
 
+from dataclasses import asdict
+
 import pytest
 import torch
 from tensordict.nn import InteractionType, set_interaction_type
@@ -187,3 +189,10 @@ def test_compiled_actor_fullgraph_matches_eager_deterministic_actions(arch):
     for h in layout.HEADS:
         assert torch.equal(a["action", h], b["action", h]), h
     assert torch.allclose(a["core"], b["core"], atol=1e-5)
+
+
+def test_a_config_saved_before_op_from_slots_loads_with_the_old_head():
+    saved = asdict(SMALL)
+    del saved["op_from_slots"]
+    assert PolicyConfig.from_dict(saved).op_from_slots is False
+    assert PolicyConfig.from_dict(asdict(SMALL)).op_from_slots is True

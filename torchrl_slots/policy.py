@@ -109,6 +109,9 @@ class PolicyConfig:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown PolicyConfig fields {sorted(unknown)}")
+        # A config saved before op_from_slots existed was trained with the op read from the core
+        # alone: load it that way (the new default would silently change what the policy does).
+        data = {"op_from_slots": False, **data}
         return cls(**data)
 
 
