@@ -325,8 +325,11 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.aggregate_only:
         specs = make_specs(args)
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "settings.json").write_text(json.dumps({"argv": sys.argv[1:] if argv is None else argv,
-                                                            "specs": [s["name"] for s in specs]}, indent=1))
+        log = args.out / "invocations.json"  # every invocation of this results folder, appended
+        past = json.loads(log.read_text()) if log.exists() else []
+        past.append({"argv": sys.argv[1:] if argv is None else argv, "specs": [s["name"] for s in specs],
+                     "date": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        log.write_text(json.dumps(past, indent=1))
         run_all(specs, args.out, args.jobs)
     summary = aggregate(args.out)
     print(markdown(summary))
