@@ -74,16 +74,21 @@ def test_packing_with_every_slot_enabled_and_with_none_enabled():
     assert torch.equal(slot_repr, torch.zeros_like(slot_repr))
 
 
+def assert_same_outputs_and_grads(ref, got):
+    """``run_with_grads`` results: the three outputs, then the gradient of every parameter."""
+    for a, b in zip(ref[:3], got[:3]):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+    for name, g in ref[3].items():
+        torch.testing.assert_close(got[3][name], g, atol=1e-5, rtol=1e-4, msg=name)
+
+
 @pytest.mark.parametrize("pack_slots", [True, False])
 def test_chunked_rows_equal_plain_path(pack_slots):
     plain, chunked = make_encoder(**PLAIN), make_encoder(pack_slots=pack_slots, chunk_rows=4)
     feats, mask, r, c = make_inputs()
     weight = torch.randn(*mask.shape, D)
     ref, got = run_with_grads(plain, feats, mask, r, c, weight), run_with_grads(chunked, feats, mask, r, c, weight)
-    for a, b in zip(ref[:3], got[:3]):
-        torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
-    for name, g in ref[3].items():
-        torch.testing.assert_close(got[3][name], g, atol=1e-5, rtol=1e-4, msg=name)
+    assert_same_outputs_and_grads(ref, got)
     with torch.no_grad():
         for a, b in zip(plain(feats, mask, r, c), chunked(feats, mask, r, c)):
             torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
@@ -95,10 +100,7 @@ def test_checkpoint_values_and_gradients_equal_plain_path():
     feats, mask, r, c = make_inputs()
     weight = torch.randn(*mask.shape, D)
     ref, got = run_with_grads(plain, feats, mask, r, c, weight), run_with_grads(chunked, feats, mask, r, c, weight)
-    for a, b in zip(ref[:3], got[:3]):
-        torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
-    for name, g in ref[3].items():
-        torch.testing.assert_close(got[3][name], g, atol=1e-5, rtol=1e-4, msg=name)
+    assert_same_outputs_and_grads(ref, got)
 
 
 def test_checkpoint_runs_only_in_training_with_grad_and_saves_less(monkeypatch):
