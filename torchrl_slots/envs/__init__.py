@@ -1,7 +1,9 @@
-"""Environments: the batched :class:`SeedLifecycleEnv`, its reference policies and transforms."""
+"""Environments: the batched :class:`SeedLifecycleEnv`, its reference policies and transforms, and
+:class:`ItemsEnv` (a small set-of-entities env for reusing the encoder)."""
 
 from torchrl_slots.envs.config import LifecycleConfig
 from torchrl_slots.envs.flat import FlatToSlots, SlotsToFlat
+from torchrl_slots.envs.items import ItemsEnv
 from torchrl_slots.envs.reference import (
     HeuristicPolicy,
     OraclePolicy,
@@ -16,6 +18,7 @@ from torchrl_slots.envs.world import World
 __all__ = [
     "FlatToSlots",
     "HeuristicPolicy",
+    "ItemsEnv",
     "LifecycleConfig",
     "OraclePolicy",
     "RandomPolicy",
