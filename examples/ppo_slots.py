@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from torchrl_slots.envs import LifecycleConfig, SeedLifecycleEnv
+from torchrl_slots.envs import LifecycleConfig
 from torchrl_slots.policy import PolicyConfig
 from torchrl_slots.training import EnvConfig, PPOConfig, RunOptions, train
 
@@ -127,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     env, pcfg, ppo, opts = configs(args)
     out = args.output_dir or Path("runs") / f"{args.arch}_{args.rows}x{args.cols}_s{args.seed}"
-    SeedLifecycleEnv(1, env.rows, env.cols, config=env.lifecycle)  # fail fast on a bad grid/config
     bar = ProgressBar(ppo.total_frames, disable=args.quiet)
     try:
         result = train(args.arch, env, pcfg, ppo, options=opts, output_dir=out, resume=args.resume,
