@@ -31,7 +31,7 @@ from torchrl.envs import EnvBase, InitTracker, Transform
 from torchrl.modules import LSTMModule, ValueOperator
 
 from torchrl_slots import layout
-from torchrl_slots.modules.actor import make_factored_actor
+from torchrl_slots.modules.actor import make_factored_actor, param_keys
 from torchrl_slots.modules.heads import FactoredHeads
 from torchrl_slots.modules.init import init_lstm, init_output_layer, init_weights
 from torchrl_slots.modules.trunks import FlatTrunk, TransformerTrunk
@@ -40,7 +40,9 @@ logger = logging.getLogger(__name__)
 
 OBS_KEYS = [("observation", k) for k in ("base", "slots", "slot_mask", "slot_row", "slot_col")]
 MASK_KEYS = [("action_mask", h) for h in layout.HEADS]
-PARAM_KEYS = [("params", h, part) for h in layout.HEADS for part in ("logits", "mask")]
+#: What the heads write: every head's logits and mask, and the small heads' slot terms (the
+#: distribution's additive form).
+PARAM_KEYS = list(param_keys(additive=True).values())
 CHECKPOINT_FORMAT = "torchrl_slots.SlotPolicy/1"
 
 
@@ -133,7 +135,7 @@ class _HeadsAdapter(nn.Module):
 
     def forward(self, core, slot_repr, *masks):
         params = self.heads(core, slot_repr, dict(zip(layout.HEADS, masks)))
-        return tuple(params[h][part] for h in layout.HEADS for part in ("logits", "mask"))
+        return tuple(params[key[1]][key[2]] for key in PARAM_KEYS)
 
 
 class SlotPolicy(nn.Module):

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from tensordict import TensorDict
 from tensordict.nn import InteractionType, TensorDictModule, set_composite_lp_aggregate
+from tensordict.utils import unravel_key
 from torch import nn
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import ValueOperator
@@ -60,8 +61,27 @@ class IndependentParams(TinyParams):
         return tuple(params[k[1:]] for k in param_keys().values())
 
 
+class AdditiveParams(TinyParams):
+    """Small heads in the additive form: an op term ``[*B, 6, n_h]`` and a slot term ``[*B, N, n_h]``."""
+
+    additive = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.small = nn.Linear(OBS, (OPS + N) * self.total)
+
+    def forward(self, obs, *masks):
+        out = {"op_logits": self.op(obs), "op_mask": masks[0],
+               "slot_logits": self.slot(obs).unflatten(-1, (OPS, N)), "slot_mask": masks[1]}
+        small = self.small(obs).unflatten(-1, (OPS + N, self.total))
+        for h, logits, mask in zip(SMALL, small.split([SIZES[h] for h in SMALL], -1), masks[2:]):
+            out[f"{h}_logits"], out[f"{h}_slot_logits"], out[f"{h}_mask"] = logits[..., :OPS, :], logits[..., OPS:, :], mask
+        return tuple(out[name] for name in param_keys(additive=True))
+
+
 def make_actor(module_cls=TinyParams, **kwargs):
-    module = TensorDictModule(module_cls(), in_keys=["obs", *MASK_KEYS], out_keys=list(param_keys().values()))
+    keys = param_keys(additive=getattr(module_cls, "additive", False))
+    module = TensorDictModule(module_cls(), in_keys=["obs", *MASK_KEYS], out_keys=list(keys.values()))
     return make_factored_actor(module, **kwargs)
 
 
@@ -130,7 +150,7 @@ def test_stale_action_in_carrier_is_ignored():
     assert_legal(stale_out)
 
 
-@pytest.mark.parametrize("module_cls", [TinyParams, IndependentParams])
+@pytest.mark.parametrize("module_cls", [TinyParams, IndependentParams, AdditiveParams])
 def test_clip_ppo_loss_ratio_one_and_finite_grads(module_cls):
     actor, value = make_actor(module_cls), critic()
     batch = make_batch(actor)
@@ -206,6 +226,21 @@ def test_params_module_reading_action_is_refused():
 def test_params_module_missing_entries_is_refused():
     module = TensorDictModule(nn.Linear(OBS, OPS), in_keys=["obs"], out_keys=[("params", "op", "logits")])
     with pytest.raises(ValueError, match=r"does not write the params entries \[\('params', 'op', 'mask'\)"):
+        make_factored_actor(module)
+
+
+def test_additive_form_is_detected_and_a_partial_one_refused():
+    actor = make_actor(AdditiveParams)
+    td = make_batch(actor)
+    sampler_keys = {unravel_key(k) for k in actor[-1].in_keys}
+    assert sampler_keys == set(param_keys(additive=True).values())
+    assert_legal(td)
+    with torch.no_grad():
+        dist = actor.get_dist(td.clone())
+    assert dist._core.slot_logits.keys() == set(SMALL)
+    keys = list(param_keys().values()) + [("params", "tempo", "slot_logits")]
+    module = TensorDictModule(AdditiveParams(), in_keys=["obs", *MASK_KEYS], out_keys=keys)
+    with pytest.raises(ValueError, match=r"writes \[\('params', 'tempo', 'slot_logits'\)\] but not"):
         make_factored_actor(module)
 
 

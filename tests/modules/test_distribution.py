@@ -287,3 +287,90 @@ def test_independent_params_factorise():
         torch.testing.assert_close(lp["action", f"{h}_log_prob"], ind.log_prob(action["action", h]))
         joint_h = joint_h + torch.where(masks[h], ind.probs * ind.logits, 0.0).sum(-1).neg()
     torch.testing.assert_close(dist.joint_entropy(), joint_h)
+
+
+def additive_params(batch, n, seed, **kwargs):
+    """``random_params`` with every small head in the additive form, and its dense twin."""
+    params = random_params(batch, n, seed, **kwargs)
+    gen = torch.Generator().manual_seed(seed + 1)
+    dense = params.clone()
+    for h in layout.SMALL_HEADS:
+        k = params[h, "mask"].shape[-1]
+        op_term = 2.0 * torch.randn(*batch, OPS, k, generator=gen, dtype=params["op", "logits"].dtype)
+        slot_term = 2.0 * torch.randn(*batch, n, k, generator=gen, dtype=op_term.dtype)
+        params[h] = {"logits": op_term, "slot_logits": slot_term, "mask": params[h, "mask"]}
+        dense[h, "logits"] = op_term.unsqueeze(-2) + slot_term.unsqueeze(-3)
+    return params, dense
+
+
+@pytest.mark.parametrize("batch", [(), (5,), (3, 4)])
+def test_additive_form_is_the_dense_form_with_the_sum(batch):
+    params, dense = additive_params(batch, 4, seed=13)
+    a, d = FactoredActionDistribution(params), FactoredActionDistribution(dense)
+    torch.manual_seed(0)
+    sa = a.sample((40,))
+    torch.manual_seed(0)
+    sd = d.sample((40,))
+    assert (sa == sd).all()
+    assert_legal(dense, sa)
+    torch.testing.assert_close(a.log_prob(sa), d.log_prob(sa))
+    ref = manual_log_probs(dense, sa[0])
+    for h, key in zip(HEADS, LOG_PROB_KEYS):
+        torch.testing.assert_close(a.log_prob(sa[0])[key], ref[h])
+    torch.testing.assert_close(a.entropy(), d.entropy())
+    assert (a.mode == d.mode).all()
+
+
+@pytest.mark.parametrize("form", ["dense", "additive"])
+def test_sparse_small_entropy_matches_the_dense_sum_in_value_and_gradient(form):
+    """The entropy gathers only pairs with p(o, n) > 0 where the head has a choice: same value and
+    same gradients as the plain sum over all 6 N pairs (rows with a single legal slot included)."""
+    additive, dense = additive_params((6, 3), 7, seed=14, p_legal=0.4)
+    params = additive if form == "additive" else dense
+    params["slot", "mask"][0] = F.one_hot(torch.zeros(3, OPS, dtype=torch.long), 7).bool()  # one slot each
+    leaves = {}
+    for h in layout.SMALL_HEADS:
+        for part in ("logits", "slot_logits") if form == "additive" else ("logits",):
+            leaves[h, part] = params[h, part].clone().requires_grad_(True)
+            params[h, part] = leaves[h, part]
+    dist = FactoredActionDistribution(params)
+    ent = dist.entropy()
+    for h in layout.SMALL_HEADS:
+        sparse, ref = ent["action", f"{h}_entropy"], dist.dense_small_entropy(h)
+        torch.testing.assert_close(sparse, ref)
+        parts = [leaves[k] for k in leaves if k[0] == h]
+        g_sparse = torch.autograd.grad(sparse.sum(), parts, retain_graph=True)
+        g_ref = torch.autograd.grad(ref.sum(), parts, retain_graph=True)
+        for gs, gr in zip(g_sparse, g_ref):
+            torch.testing.assert_close(gs, gr)
+        assert any(g.abs().sum() > 0 for g in g_sparse), h  # the test can fail: some pairs are active
+    assert (ent["action", "blueprint_entropy"] > 0).any()
+
+
+def test_additive_form_shape_and_head_errors():
+    params, _ = additive_params((3,), 4, seed=15)
+    bad = params.clone()
+    bad["tempo", "slot_logits"] = bad["tempo", "slot_logits"][:, :3]
+    with pytest.raises(ValueError, match=r"\('tempo', 'slot_logits'\): expected shape \(3, 4, 3\), got \(3, 3, 3\)"):
+        FactoredActionDistribution(bad)
+    bad = params.clone()
+    bad["style", "logits"] = bad["style", "logits"].unsqueeze(-2).expand(3, OPS, 4, 4)
+    with pytest.raises(ValueError, match=r"\('style', 'logits'\) \(additive form\): expected shape \(3, 6, 4\)"):
+        FactoredActionDistribution(bad)
+    bad = params.to_dict()
+    bad["slot"]["slot_logits"] = torch.zeros(3, 4, 4)
+    with pytest.raises(ValueError, match=r"\('slot', 'slot_logits'\): only the small heads"):
+        FactoredActionDistribution(bad)
+    flat = {f"{h}_{part}": params[h, part] for h in HEADS for part in ("logits", "mask")}
+    with pytest.raises(KeyError, match=r"unknown entries \['op_slot_logits'\]"):
+        FactoredActionDistribution.from_flat(**flat, op_slot_logits=torch.zeros(3, 4, 6))
+    with pytest.raises(ValueError, match="dense_small_entropy: expected one of"):
+        FactoredActionDistribution(params).dense_small_entropy("slot")
+
+
+def test_from_flat_reads_the_additive_form():
+    params, dense = additive_params((2,), 3, seed=16)
+    flat = {f"{h}_{part}": params[h, part] for h in HEADS for part in ("logits", "mask")}
+    flat.update({f"{h}_slot_logits": params[h, "slot_logits"] for h in layout.SMALL_HEADS})
+    torch.testing.assert_close(FactoredActionDistribution.from_flat(**flat).entropy(),
+                               FactoredActionDistribution(dense).entropy())

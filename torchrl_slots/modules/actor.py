@@ -61,25 +61,34 @@ from torchrl_slots.modules.distribution import ACTION_KEY, ACTION_KEYS, Factored
 PARAMS_KEY = "params"
 
 
-def param_keys(params_key: NestedKey = PARAMS_KEY) -> dict[str, NestedKey]:
-    """The 16 params entries: ``{"op_logits": ("params", "op", "logits"), "op_mask": ..., ...}``.
+def param_keys(params_key: NestedKey = PARAMS_KEY, *, additive: bool = False) -> dict[str, NestedKey]:
+    """The params entries: ``{"op_logits": ("params", "op", "logits"), "op_mask": ..., ...}``.
 
-    The names are the keyword arguments of
+    16 entries (logits and mask of every head); with ``additive=True`` also
+    ``("params", h, "slot_logits")`` for the 6 small heads, whose logits are then in the additive
+    form (op term ``[*B, 6, n_h]`` + slot term ``[*B, N, n_h]``, see
+    :mod:`~torchrl_slots.modules.distribution`). The names are the keyword arguments of
     :meth:`FactoredActionDistribution.from_flat`; the values are where the params module writes.
 
     Examples:
         >>> keys = param_keys()
         >>> len(keys), keys["slot_mask"]
         (16, ('params', 'slot', 'mask'))
+        >>> len(param_keys(additive=True)), param_keys(additive=True)["blueprint_slot_logits"]
+        (22, ('params', 'blueprint', 'slot_logits'))
     """
-    return {
+    keys = {
         f"{h}_{part}": unravel_key((params_key, h, part)) for h in layout.HEADS for part in ("logits", "mask")
     }
+    if additive:
+        keys.update({f"{h}_slot_logits": unravel_key((params_key, h, "slot_logits")) for h in layout.SMALL_HEADS})
+    return keys
 
 
 def make_factored_sampler(
     *,
     params_key: NestedKey = PARAMS_KEY,
+    additive: bool = False,
     return_log_prob: bool = True,
     default_interaction_type: InteractionType = InteractionType.RANDOM,
 ) -> ProbabilisticTensorDictModule:
@@ -88,6 +97,8 @@ def make_factored_sampler(
 
     Args:
         params_key: root key of the params entries. Defaults to ``"params"``.
+        additive: also read ``(params_key, h, "slot_logits")`` of the small heads (the additive
+            form, see :func:`param_keys`). Defaults to ``False``.
         return_log_prob: write the per-head log-probs of the sample. Defaults to ``True``.
         default_interaction_type: used when no ``set_exploration_type`` context is active.
             Defaults to ``InteractionType.RANDOM``.
@@ -102,7 +113,7 @@ def make_factored_sampler(
             "do not enable tensordict's legacy aggregate mode"
         )
     return ProbabilisticTensorDictModule(
-        in_keys=param_keys(params_key),
+        in_keys=param_keys(params_key, additive=additive),
         out_keys=list(ACTION_KEYS),
         distribution_class=FactoredActionDistribution.from_flat,
         return_log_prob=return_log_prob,
@@ -110,7 +121,9 @@ def make_factored_sampler(
     )
 
 
-def _check_params_module(params_module: TensorDictModuleBase, params_key: NestedKey) -> None:
+def _check_params_module(params_module: TensorDictModuleBase, params_key: NestedKey) -> bool:
+    """Refuse a params module that reads actions or misses entries; return whether it writes
+    the small heads in the additive form."""
     for key in params_module.in_keys:
         key = unravel_key(key)
         if (key if isinstance(key, str) else key[0]) == ACTION_KEY:
@@ -127,6 +140,14 @@ def _check_params_module(params_module: TensorDictModuleBase, params_key: Nested
     missing = [k for k in param_keys(params_key).values() if not is_produced(k)]
     if missing:
         raise ValueError(f"params_module does not write the params entries {missing}")
+    additive = [unravel_key((params_key, h, "slot_logits")) for h in layout.SMALL_HEADS]
+    written = [k for k in additive if k in produced]
+    if written and len(written) != len(additive):
+        raise ValueError(
+            f"params_module writes {written} but not {[k for k in additive if k not in produced]}: "
+            "the additive form needs a slot term for every small head (or none for the dense form)"
+        )
+    return bool(written)
 
 
 def make_factored_actor(
@@ -138,13 +159,17 @@ def make_factored_actor(
 ) -> ProbabilisticTensorDictSequential:
     """Chain ``params_module`` and the factored action distribution into one actor.
 
+    If ``params_module`` writes ``(params_key, h, "slot_logits")`` for every small head, the
+    distribution reads the additive form (see :func:`param_keys`), else the dense form.
+
     The result samples ``("action", h)`` for every head (and their per-head log-probs), and its
     ``get_dist(td)`` returns a :class:`FactoredActionDistribution`; pass it to
     ``torchrl.objectives.ClipPPOLoss(actor_network=actor, critic_network=critic)`` as is.
 
     Args:
-        params_module: writes the 16 entries of :func:`param_keys` (``("params", h, "logits")``
-            and ``("params", h, "mask")``); may read anything but ``("action", ...)``.
+        params_module: writes the entries of :func:`param_keys` (``("params", h, "logits")``
+            and ``("params", h, "mask")``, plus ``("params", h, "slot_logits")`` of the small
+            heads in the additive form); may read anything but ``("action", ...)``.
         return_log_prob: write per-head log-probs when sampling. Defaults to ``True``.
         default_interaction_type: interaction type outside any ``set_exploration_type``
             context. Defaults to ``InteractionType.RANDOM`` (``ProbabilisticActor``'s default is
@@ -153,11 +178,13 @@ def make_factored_actor(
 
     Raises:
         ValueError: if ``params_module`` reads an ``("action", ...)`` key, does not write all
-            params entries, or the legacy aggregate log-prob mode is on.
+            params entries, writes the slot term of only some small heads, or the legacy
+            aggregate log-prob mode is on.
     """
-    _check_params_module(params_module, params_key)
+    additive = _check_params_module(params_module, params_key)
     sampler = make_factored_sampler(
         params_key=params_key,
+        additive=additive,
         return_log_prob=return_log_prob,
         default_interaction_type=default_interaction_type,
     )

@@ -12,9 +12,16 @@ entry                         shape                meaning
 ============================  ===================  =============================================
 ``("op", "logits"/"mask")``   ``[*B, 6]``          op logits, legal ops
 ``("slot", "logits"/"mask")`` ``[*B, 6, N]``       row o: slot logits / legal slots if op == o
-``(h, "logits")``             ``[*B, 6, N, n_h]``  small head h given (op, slot)
+``(h, "logits")``             ``[*B, 6, N, n_h]``  small head h given (op, slot) (dense form)
 ``(h, "mask")``               ``[*B, 6, n_h]``     row o: legal values of h if op == o
 ============================  ===================  =============================================
+
+**Additive form** of a small head (what :class:`~torchrl_slots.modules.heads.FactoredHeads`
+writes): ``(h, "logits")`` ``[*B, 6, n_h]`` (the op term) plus ``(h, "slot_logits")``
+``[*B, N, n_h]`` (the slot term); the logits at (o, n) are ``logits[o] + slot_logits[n]``. Same
+distribution as the dense form with that sum, without the ``[*B, 6, N, n_h]`` tensor (at
+``[32, 64]`` x 50 slots that is 74 MB per head set, and its log-softmax was most of the loss's
+time). A params set may mix the two forms head by head.
 
 Keys: actions ``("action", h)`` int64 ``[*B]`` (:data:`ACTION_KEYS`), log-probs
 ``("action", h + "_log_prob")`` (:data:`LOG_PROB_KEYS`, TorchRL's per-head default), entropies
@@ -26,6 +33,13 @@ per head: op ``H(op)``; slot ``sum_o p(o) H(slot|o)``; small head h
 weights ``p(o)`` and ``p(n|o)`` are constants: a head's entropy bonus spreads that head's own
 conditional distributions and does not favour ops that have more relevant sub-heads (with live
 weights, an entropy bonus per head paid PPO for germinating, whatever the seed did).
+
+The small heads' entropy is computed only at the (op, slot) pairs that can contribute: ``p(o, n)
+> 0`` and head h has more than one legal value in row o (elsewhere the term is exactly 0, and so is
+its gradient). Those pairs are gathered into one flat ``[P, n_h]`` tensor, so the cost grows with
+the legal pairs, not with ``6 N``: at 50 slots with 10 enabled it is the cost of 10 slots. Same
+values (up to summation order) and gradients as the dense sum, which runs instead under
+``torch.compile`` (the gather has a data-dependent size) and in :func:`dense_small_entropy`.
 
 Masked logits are filled with ``finfo(dtype).min`` (finite, so nothing becomes NaN), masked
 entries add exactly 0 to the entropy, and a row with one legal value has log-prob and entropy
@@ -125,10 +139,18 @@ def _check_shape(name: str, t: Tensor, expected: tuple[int, ...]) -> None:
         raise ValueError(f"{name}: expected shape {expected}, got {tuple(t.shape)}")
 
 
-def _split_params(params: TensorDictBase | Mapping) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """Read and validate the 16 entries; returns ``(logits, masks)`` keyed by head."""
+def _has(entry: TensorDictBase | Mapping, key: str) -> bool:
+    return key in entry.keys()
+
+
+def _split_params(
+    params: TensorDictBase | Mapping,
+) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
+    """Read and validate the entries; returns ``(logits, masks, slot_logits)`` keyed by head
+    (``slot_logits`` holds the small heads given in the additive form)."""
     logits: dict[str, Tensor] = {}
     masks: dict[str, Tensor] = {}
+    slot_logits: dict[str, Tensor] = {}
     for h in layout.HEADS:
         try:
             logits[h], masks[h] = params[h]["logits"], params[h]["mask"]
@@ -136,6 +158,10 @@ def _split_params(params: TensorDictBase | Mapping) -> tuple[dict[str, Tensor], 
             raise KeyError(f"FactoredActionDistribution params need ({h!r}, 'logits'/'mask'): {err}") from err
         if masks[h].dtype != torch.bool:
             raise TypeError(f"({h!r}, 'mask') must be bool, got {masks[h].dtype}")
+        if _has(params[h], "slot_logits") and params[h]["slot_logits"] is not None:
+            if h not in layout.SMALL_HEADS:
+                raise ValueError(f"({h!r}, 'slot_logits'): only the small heads {layout.SMALL_HEADS} take an additive slot term")
+            slot_logits[h] = params[h]["slot_logits"]
     ops = layout.NUM_OPS
     op = logits["op"]
     if op.ndim < 1 or op.shape[-1] != ops:
@@ -147,10 +173,14 @@ def _split_params(params: TensorDictBase | Mapping) -> tuple[dict[str, Tensor], 
     _check_shape("('slot', 'mask')", masks["slot"], batch + (ops, n))
     for h in layout.SMALL_HEADS:
         k = logits[h].shape[-1]
-        _check_shape(f"({h!r}, 'logits')", logits[h], batch + (ops, n, k))
+        if h in slot_logits:
+            _check_shape(f"({h!r}, 'logits') (additive form)", logits[h], batch + (ops, k))
+            _check_shape(f"({h!r}, 'slot_logits')", slot_logits[h], batch + (n, k))
+        else:
+            _check_shape(f"({h!r}, 'logits')", logits[h], batch + (ops, n, k))
         _check_shape(f"({h!r}, 'mask')", masks[h], batch + (ops, k))
     _check_nonempty(masks)
-    return logits, masks
+    return logits, masks, slot_logits
 
 
 def _check_nonempty(masks: dict[str, Tensor]) -> None:
@@ -177,8 +207,11 @@ class _FactoredCore:
     """Plain-tensor core: per-head log-probs at given actions, the op -> slot -> rest chain, and
     exact per-head entropies. Dicts are keyed by head name."""
 
-    def __init__(self, logits: dict[str, Tensor], masks: dict[str, Tensor]) -> None:
+    def __init__(
+        self, logits: dict[str, Tensor], masks: dict[str, Tensor], slot_logits: dict[str, Tensor] | None = None
+    ) -> None:
         self.logits, self.masks = logits, masks
+        self.slot_logits = slot_logits or {}
         self.batch_shape = logits["op"].shape[:-1]
 
     def row(self, h: str, op: Tensor, slot: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -187,8 +220,41 @@ class _FactoredCore:
             return self.logits["op"], self.masks["op"]
         if h == "slot":
             return _take(self.logits["slot"], op, -2), _take(self.masks["slot"], op, -2)
-        logits = _take(_take(self.logits[h], op, -3), slot, -2)  # [*S, *B, N, n] -> [*S, *B, n]
+        if h in self.slot_logits:  # additive: op term [*B, 6, n] + slot term [*B, N, n]
+            logits = _take(self.logits[h], op, -2) + _take(self.slot_logits[h], slot, -2)
+        else:
+            logits = _take(_take(self.logits[h], op, -3), slot, -2)  # [*S, *B, N, n] -> [*S, *B, n]
         return logits, _take(self.masks[h], op, -2)
+
+    def dense_logits(self, h: str) -> Tensor:
+        """Small head ``h``'s logits at every (op, slot): ``[*B, 6, N, n_h]``."""
+        if h in self.slot_logits:
+            return self.logits[h].unsqueeze(-2) + self.slot_logits[h].unsqueeze(-3)
+        return self.logits[h]
+
+    def small_entropy(self, h: str, p_on: Tensor, *, dense: bool = False) -> Tensor:
+        """``sum_o sum_n p(o, n) H(h | o, n)`` ``[*B]`` for small head ``h`` (``p_on`` ``[*B, 6, N]``).
+
+        Sparse by default: only pairs with ``p(o, n) > 0`` where row o of h's mask has more than
+        one legal value (every other term is exactly 0 with a zero gradient), gathered into one
+        flat ``[P, n_h]`` tensor and summed back per batch element with ``index_add``."""
+        mask = self.masks[h]  # [*B, 6, n]
+        if dense or torch.compiler.is_compiling():
+            m = mask.unsqueeze(-2)  # [*B, 6, 1, n]
+            h_on = _entropy(_masked_log_softmax(self.dense_logits(h), m), m)  # [*B, 6, N]
+            return (p_on * h_on).sum((-2, -1))
+        ops, n_slots, k = mask.shape[-2], p_on.shape[-1], mask.shape[-1]
+        active = (p_on > 0) & (mask.sum(-1) > 1).unsqueeze(-1)  # [*B, 6, N]
+        b, o, n = active.reshape(-1, ops, n_slots).nonzero(as_tuple=True)  # P pairs
+        if h in self.slot_logits:
+            logits = self.logits[h].reshape(-1, ops, k)[b, o] + self.slot_logits[h].reshape(-1, n_slots, k)[b, n]
+        else:
+            logits = self.logits[h].reshape(-1, ops, n_slots, k)[b, o, n]  # [P, n]
+        m = mask.reshape(-1, ops, k)[b, o]  # [P, n]
+        h_p = _entropy(_masked_log_softmax(logits, m), m)  # [P]
+        w = p_on.reshape(-1, ops, n_slots)[b, o, n]  # [P]
+        total = torch.zeros(active.reshape(-1, ops, n_slots).shape[0], dtype=h_p.dtype, device=h_p.device)
+        return total.index_add(0, b, w * h_p).reshape(self.batch_shape)
 
     def log_probs(self, actions: Mapping[str, Tensor]) -> dict[str, Tensor]:
         op, slot = actions["op"], actions["slot"]
@@ -222,9 +288,7 @@ class _FactoredCore:
             "slot": (p_op_w * _entropy(lp_slot, self.masks["slot"])).sum(-1),
         }
         for h in layout.SMALL_HEADS:
-            mask = self.masks[h].unsqueeze(-2)  # [*B, 6, 1, n_h]
-            h_on = _entropy(_masked_log_softmax(self.logits[h], mask), mask)  # [*B, 6, N]
-            out[h] = (p_on * h_on).sum((-2, -1))
+            out[h] = self.small_entropy(h, p_on)
         return out
 
 
@@ -277,8 +341,8 @@ class FactoredActionDistribution(CompositeDistribution):
     """
 
     def __init__(self, params: TensorDictBase | Mapping) -> None:
-        logits, masks = _split_params(params)
-        self._core = _FactoredCore(logits, masks)
+        logits, masks, slot_logits = _split_params(params)
+        self._core = _FactoredCore(logits, masks, slot_logits)
         D.Distribution.__init__(self, self._core.batch_shape, validate_args=False)
         self.dists = {(ACTION_KEY, h): _HeadComponent(self._core, h) for h in layout.HEADS}
         self.log_prob_key = None
@@ -287,8 +351,14 @@ class FactoredActionDistribution(CompositeDistribution):
 
     @classmethod
     def from_flat(cls, **flat: Tensor | None) -> FactoredActionDistribution:
-        """Build from keyword arguments ``<head>_logits`` / ``<head>_mask`` (what a
-        ``ProbabilisticTensorDictModule`` with dict ``in_keys`` passes)."""
+        """Build from keyword arguments ``<head>_logits`` / ``<head>_mask`` and, for small heads
+        in the additive form, ``<head>_slot_logits`` (what a ``ProbabilisticTensorDictModule``
+        with dict ``in_keys`` passes)."""
+        known = {f"{h}_{part}" for h in layout.HEADS for part in ("logits", "mask")}
+        known |= {f"{h}_slot_logits" for h in layout.SMALL_HEADS}
+        unknown = sorted(set(flat) - known)
+        if unknown:
+            raise KeyError(f"FactoredActionDistribution.from_flat: unknown entries {unknown}")
         params: dict[str, dict[str, Tensor]] = {}
         for h in layout.HEADS:
             for part in ("logits", "mask"):
@@ -296,6 +366,8 @@ class FactoredActionDistribution(CompositeDistribution):
                 if value is None:
                     raise KeyError(f"FactoredActionDistribution.from_flat: missing {h}_{part}")
                 params.setdefault(h, {})[part] = value
+            if flat.get(f"{h}_slot_logits") is not None:
+                params[h]["slot_logits"] = flat[f"{h}_slot_logits"]
         return cls(params)
 
     @property
@@ -363,6 +435,17 @@ class FactoredActionDistribution(CompositeDistribution):
     def joint_entropy(self) -> Tensor:
         """Entropy of the whole factored action ``[*B]`` (the sum of the per-head terms)."""
         return _total(self._core.entropies)
+
+    def dense_small_entropy(self, head: str) -> Tensor:
+        """Small head ``head``'s entropy term ``[*B]`` as the plain dense sum over all ``6 N``
+        (op, slot) pairs: the reference for the sparse path that :meth:`entropy` uses."""
+        if head not in layout.SMALL_HEADS:
+            raise ValueError(f"dense_small_entropy: expected one of {layout.SMALL_HEADS}, got {head!r}")
+        core = self._core
+        lp_op = _masked_log_softmax(core.logits["op"], core.masks["op"])
+        lp_slot = _masked_log_softmax(core.logits["slot"], core.masks["slot"])
+        p_on = lp_op.exp().detach()[..., None] * lp_slot.exp().detach()
+        return core.small_entropy(head, p_on, dense=True)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(batch_shape={tuple(self.batch_shape)}, num_slots={self.num_slots})"

@@ -7,14 +7,15 @@
 * ``op``: ``Linear(H -> 6)``.
 * ``slot`` for every op ``[*B, 6, N]``: the pointer head (transformer: the query is the core plus
   a learned op embedding, keys from ``slot_repr``) or ``Linear(H -> 6 N)`` (flat baseline).
-* the six small heads for every (op, slot) ``[*B, 6, N, n_h]``: additive logits
-  ``A_h(core)[op] + C_h(slot_repr[slot])``: one set per op from the core, plus a term from the
-  chosen slot's representation, so the blueprint is chosen knowing the op AND where the seed will
-  sit. (Additive in logit space: a product of an op-expert and a slot-expert; it keeps the
-  all-ops-all-slots tensor at the logits' size, with no hidden layer of that size.)
+* the six small heads for every (op, slot), additive logits ``A_h(core)[op] + C_h(slot_repr[slot])``:
+  one set per op from the core, plus a term from the chosen slot's representation, so the
+  blueprint is chosen knowing the op AND where the seed will sit. (Additive in logit space: a
+  product of an op-expert and a slot-expert.) They are returned in the distribution's additive
+  form, ``"logits"`` ``[*B, 6, n_h]`` and ``"slot_logits"`` ``[*B, N, n_h]``: the
+  ``[*B, 6, N, n_h]`` sum is never built (the distribution gathers it at the pairs it needs).
 
 With ``conditioning="none"`` (the seed's independent heads, for parity experiments) the same
-logits are used for every op and slot (the slot term is dropped), and the masks are the union of
+logits are used for every op and slot (the slot term is zero), and the masks are the union of
 the legal ops' rows; the joint then factorises into independent heads.
 """
 
@@ -64,7 +65,9 @@ class FactoredHeads(nn.Module):
         ...               for h, n in layout.head_sizes(3).items() if h != "op"})
         >>> params = heads(torch.randn(2, 16), torch.randn(2, 3, 8), masks)
         >>> params["slot"]["logits"].shape, params["blueprint"]["logits"].shape
-        (torch.Size([2, 6, 3]), torch.Size([2, 6, 3, 13]))
+        (torch.Size([2, 6, 3]), torch.Size([2, 6, 13]))
+        >>> params["blueprint"]["slot_logits"].shape  # logits at (o, n): logits[o] + slot_logits[n]
+        torch.Size([2, 3, 13])
     """
 
     def __init__(
@@ -124,7 +127,8 @@ class FactoredHeads(nn.Module):
     def forward(
         self, core: torch.Tensor, slot_repr: torch.Tensor, masks: dict[str, torch.Tensor]
     ) -> dict[str, dict[str, torch.Tensor]]:
-        """Return ``{head: {"logits": ..., "mask": ...}}`` with the distribution's shapes."""
+        """Return ``{head: {"logits": ..., "mask": ...}}`` with the distribution's shapes (the
+        small heads in the additive form, with ``"slot_logits"`` too)."""
         batch, n = core.shape[:-1], slot_repr.shape[-2]
         ops = layout.NUM_OPS
         slot_logits = self._slot_logits(core, slot_repr)  # [*B, n_ops, N]
@@ -132,13 +136,10 @@ class FactoredHeads(nn.Module):
         core_terms = small.split(_SMALL_SIZES, dim=-1)  # [*B, n_ops, n_h] per head
         if self.conditioning == "op":
             slot_terms = self.small_from_slot(slot_repr).split(_SMALL_SIZES, dim=-1)  # [*B, N, n_h] per head
-            # one contiguous [*B, 6, N, n_h] tensor per head (not views of one [*B, 6, N, total]):
-            # the distribution's log_softmax over n_h then needs no copy (~0.2 s saved per loss
-            # call at [32, 64] x 50 slots on CPU)
-            small_logits = [a[..., :, None, :] + b[..., None, :, :] for a, b in zip(core_terms, slot_terms)]
             out_masks = masks
         else:
-            small_logits = [t[..., :, None, :].expand(*batch, ops, n, -1) for t in core_terms]  # same for all
+            core_terms = [t.expand(*batch, ops, -1) for t in core_terms]  # the same for every op
+            slot_terms = [core.new_zeros(()).expand(*batch, n, k) for k in _SMALL_SIZES]  # no slot term
             slot_logits = slot_logits.expand(*batch, ops, n)
             union = union_masks(masks)
             out_masks = {"op": masks["op"]}
@@ -151,6 +152,7 @@ class FactoredHeads(nn.Module):
             "op": {"logits": op_logits, "mask": out_masks["op"]},
             "slot": {"logits": slot_logits, "mask": out_masks["slot"]},
         }
-        for h, logits in zip(layout.SMALL_HEADS, small_logits):
-            params[h] = {"logits": logits, "mask": out_masks[h]}  # [*B, 6, N, n_h], [*B, 6, n_h]
+        for h, op_term, slot_term in zip(layout.SMALL_HEADS, core_terms, slot_terms):
+            # [*B, 6, n_h], [*B, N, n_h], [*B, 6, n_h]
+            params[h] = {"logits": op_term, "slot_logits": slot_term, "mask": out_masks[h]}
         return params
