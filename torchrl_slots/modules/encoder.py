@@ -265,16 +265,16 @@ class SlotTransformerEncoder(nn.Module):
         self._check_inputs(slot_features, slot_mask, row_ids, col_ids)
         batch, n, d = slot_features.shape[:-2], slot_features.shape[-2], self.embed_dim
         flat = batch.numel()
+        feats = slot_features.reshape(flat, n, self.slot_dim)  # [B', N, F]
+        mask = slot_mask.reshape(flat, n)  # [B', N]
+        ids = None
+        if self.positional is not None:  # each [N] (shared by every row) or [B', N]
+            ids = tuple(i if i.ndim == 1 else i.reshape(flat, n) for i in (row_ids, col_ids))
         with self._autocast_context(slot_features.device.type):
-            x = self.slot_embed(slot_features)  # [*B, N, D]
-            if self.positional is not None:
-                x = x + self.positional(row_ids, col_ids)  # [*B, N, D]
-            x = x.to(slot_features.dtype).reshape(flat, n, d)  # [B', N, D], residual stream in fp32
-            mask = slot_mask.reshape(flat, n)  # [B', N]
             if return_attention:
-                cls_out, slot_repr, attn = self._encode_rows(x, mask, None, return_attention=True)
+                cls_out, slot_repr, attn = self._encode_rows(feats, mask, ids, None, return_attention=True)
             else:
-                cls_out, slot_repr = self._encode_chunks(x, mask)  # [B', D], [B', N, D]
+                cls_out, slot_repr = self._encode_chunks(feats, mask, ids)  # [B', D], [B', N, D]
         dtype = slot_features.dtype
         cls_out = cls_out.to(dtype).reshape(*batch, d)  # [*B, D]
         slot_repr = slot_repr.to(dtype).reshape(*batch, n, d)  # [*B, N, D]
@@ -287,41 +287,64 @@ class SlotTransformerEncoder(nn.Module):
             return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
         return contextlib.nullcontext()  # (not autocast(enabled=False): an outer autocast stays on)
 
-    def _encode_chunks(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x [B', N, D]``, ``mask [B', N]`` -> ``(cls [B', D], slot_repr [B', N, D])``, by chunks
-        of ``chunk_rows`` rows (of ``checkpoint_chunk`` rows, checkpointed, in training with grad),
-        each packed to its own most enabled slots when ``pack_slots``."""
+    def _encode_chunks(
+        self, feats: torch.Tensor, mask: torch.Tensor, ids: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``feats [B', N, F]``, ``mask [B', N]``, ``ids`` (each ``[N]`` or ``[B', N]``) ->
+        ``(cls [B', D], slot_repr [B', N, D])``, by chunks of ``chunk_rows`` rows (of
+        ``checkpoint_chunk`` rows, checkpointed, in training with grad), each packed to its own
+        most enabled slots when ``pack_slots``. A checkpointed chunk starts at the raw features,
+        which the caller holds anyway: only its ``[b, N, D]`` output is stored."""
         rows, n = mask.shape
         use_checkpoint = (
             self.checkpoint_chunk is not None and self.training and torch.is_grad_enabled() and rows > 0
         )
         chunk = self.checkpoint_chunk if use_checkpoint else max(self.chunk_rows or rows, 1)
-        x_chunks, mask_chunks = x.split(chunk), mask.split(chunk)
-        packs: list[int | None] = [None] * len(x_chunks)
+        f_chunks, mask_chunks = feats.split(chunk), mask.split(chunk)
+        id_chunks: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(f_chunks)
+        if ids is not None:
+            split = [[i] * len(f_chunks) if i.ndim == 1 else list(i.split(chunk)) for i in ids]
+            id_chunks = list(zip(*split))
+        packs: list[int | None] = [None] * len(f_chunks)
         if self.pack_slots and rows > 0 and not torch.compiler.is_compiling():
             maxima = torch.stack([m.sum(-1).amax() for m in mask_chunks]).tolist()  # one host sync
             packs = [k if k < n else None for k in maxima]
-        if len(x_chunks) == 1 and not use_checkpoint:
-            return self._encode_rows(x, mask, packs[0])
+        if len(f_chunks) == 1 and not use_checkpoint:
+            return self._encode_rows(feats, mask, ids, packs[0])
         outs = [
-            checkpoint(self._encode_rows, x_c, m_c, k, use_reentrant=False) if use_checkpoint
-            else self._encode_rows(x_c, m_c, k)
-            for x_c, m_c, k in zip(x_chunks, mask_chunks, packs)
+            checkpoint(self._encode_rows, f_c, m_c, i_c, k, use_reentrant=False) if use_checkpoint
+            else self._encode_rows(f_c, m_c, i_c, k)
+            for f_c, m_c, i_c, k in zip(f_chunks, mask_chunks, id_chunks, packs)
         ]
         return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])  # [B', D], [B', N, D]
 
     def _encode_rows(
-        self, x: torch.Tensor, mask: torch.Tensor, pack: int | None, return_attention: bool = False
+        self,
+        feats: torch.Tensor,
+        mask: torch.Tensor,
+        ids: tuple[torch.Tensor, torch.Tensor] | None,
+        pack: int | None,
+        return_attention: bool = False,
     ) -> EncoderOutput:
-        """Transformer over rows ``x [b, N, D]`` (``mask [b, N]``): ``(cls [b, D], slot_repr
-        [b, N, D])`` (+ weights ``[b, L, nh, N+1, N+1]``). ``pack=K``: only the first ``K`` slots
-        of each row after a stable sort that puts enabled slots first take part."""
-        b, n, d = x.shape
+        """Embed and encode rows ``feats [b, N, F]`` (``mask [b, N]``, ``ids`` each ``[N]`` or
+        ``[b, N]``): ``(cls [b, D], slot_repr [b, N, D])`` (+ weights ``[b, L, nh, N+1, N+1]``).
+        ``pack=K``: only the first ``K`` slots of each row after a stable sort that puts enabled
+        slots first take part (positions are computed over all N first: the Fourier encoding's
+        extent counts every slot)."""
+        b, n, d = mask.shape[0], mask.shape[1], self.embed_dim
+        pos = None if ids is None else self.positional(*ids)  # [N, D] or [b, N, D]
         order = None
         if pack is not None:
             order = torch.sort(~mask, dim=-1, stable=True).indices[:, :pack]  # [b, K], enabled first
-            x = x.gather(1, order[..., None].expand(b, pack, d))  # [b, K, D]
-            mask = mask.gather(1, order)  # [b, K]
+            row = torch.arange(b, device=mask.device)[:, None]  # [b, 1]
+            # advanced indexing, not gather: its backward keeps only the indices
+            feats, mask = feats[row, order], mask[row, order]  # [b, K, F], [b, K]
+            if pos is not None:
+                pos = pos.expand(b, n, d)[row, order]  # [b, K, D]
+        x = self.slot_embed(feats)  # [b, K, D]
+        if pos is not None:
+            x = x + pos
+        x = x.to(feats.dtype)  # the residual stream in the input dtype (fp32 under autocast)
         k = x.shape[1]
         cls = self.cls_token.to(x.dtype).expand(b, 1, d)  # [b, 1, D]
         x = torch.cat([cls, x], dim=1)  # [b, K+1, D]

@@ -124,6 +124,17 @@ class FactoredHeads(nn.Module):
             raise ValueError(f"the linear slot head was built for {self.num_slots} slots, got {n}")
         return self.slot_head(core).unflatten(-1, (self.n_ops, n))  # [*B, n_ops, N]
 
+    def _slot_terms(self, slot_repr: torch.Tensor) -> torch.Tensor:
+        """``small_from_slot(slot_repr)`` ``[*B, N, total]``. A ``slot_repr`` broadcast over the
+        batch (stride 0, e.g. the flat trunk's learned slot embedding) is projected once and the
+        result broadcast the same way: ``Linear`` would otherwise copy the expanded input to
+        ``[B', N, D]`` and save it (25 MB at ``[32, 64]`` x 50 slots)."""
+        batch_dims = slot_repr.ndim - 2
+        if batch_dims > 0 and all(st == 0 for st in slot_repr.stride()[:batch_dims]):
+            one = self.small_from_slot(slot_repr[(0,) * batch_dims])  # [N, total]
+            return one.expand(*slot_repr.shape[:-1], one.shape[-1])
+        return self.small_from_slot(slot_repr)
+
     def forward(
         self, core: torch.Tensor, slot_repr: torch.Tensor, masks: dict[str, torch.Tensor]
     ) -> dict[str, dict[str, torch.Tensor]]:
@@ -135,7 +146,7 @@ class FactoredHeads(nn.Module):
         small = self.small_from_core(core).unflatten(-1, (self.n_ops, -1))  # [*B, n_ops, total]
         core_terms = small.split(_SMALL_SIZES, dim=-1)  # [*B, n_ops, n_h] per head
         if self.conditioning == "op":
-            slot_terms = self.small_from_slot(slot_repr).split(_SMALL_SIZES, dim=-1)  # [*B, N, n_h] per head
+            slot_terms = self._slot_terms(slot_repr).split(_SMALL_SIZES, dim=-1)  # [*B, N, n_h] per head
             out_masks = masks
         else:
             core_terms = [t.expand(*batch, ops, -1) for t in core_terms]  # the same for every op
