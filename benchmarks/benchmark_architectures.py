@@ -59,7 +59,8 @@ from torchrl_slots.policy import (PolicyConfig, SlotPolicy, create_policy, env_n
                                   registered_policies)
 
 GRIDS = {3: (1, 3), 10: (2, 5), 25: (5, 5), 50: (5, 10)}
-TIMINGS = ("forward_time_ms", "backward_time_ms", "fwd_bwd_time_ms", "inference_ms", "inference_compiled_ms")
+TIMINGS = ("forward_time_ms", "backward_time_ms", "fwd_bwd_time_ms", "trunk_fwd_bwd_ms", "inference_ms",
+           "inference_compiled_ms")
 ADVANTAGE_METHOD = ("torchrl GAE(gamma=0.99, lmbda=0.95, deactivate_vmap=True, value_network=policy.value_network) "
                     "on the rollout, under no_grad and set_recurrent_mode(True)")
 MEMORY_METHOD = {
@@ -234,6 +235,25 @@ def time_loss(loss: ClipPPOLoss, td: TensorDictBase, s: Settings) -> tuple[list[
     return fwd, bwd
 
 
+def time_trunk(policy: SlotPolicy, td: TensorDictBase, s: Settings) -> list[float]:
+    """Forward + backward times (ms) of the trunk and LSTM core alone (``policy.trunk`` in
+    recurrent mode, backward of ``core.sum() + slot_repr.sum()``): what the architectures differ
+    in, without the heads, distribution and loss they share."""
+    times = []
+    for i in range(s.warmup + s.iterations):
+        policy.zero_grad(set_to_none=True)
+        batch = td.clone(False)
+        _sync(s.device)
+        t0 = time.perf_counter()
+        with set_recurrent_mode(True):
+            out = policy.trunk(batch)
+        (out["core"].sum() + out["slot_repr"].sum()).backward()
+        _sync(s.device)
+        if i >= s.warmup:
+            times.append(1e3 * (time.perf_counter() - t0))
+    return times
+
+
 def measure_memory_mb(loss: ClipPPOLoss, td: TensorDictBase, device: str) -> float:
     """Extra memory of one forward + backward, in MiB (see ``MEMORY_METHOD``)."""
     loss.zero_grad(set_to_none=True)
@@ -318,10 +338,12 @@ def bench_row(row: RowSpec, slots: int, s: Settings) -> dict[str, Any]:
     td = build_batch(policy, slots, s)
     loss = ClipPPOLoss(policy.actor, policy.critic)
     fwd, bwd = time_loss(loss, td, s)
+    trunk = time_trunk(policy, td, s)
     memory = measure_memory_mb(loss, td, s.device)
     inf = measure_inference(policy, slots, s)
     spread = {"forward_time_ms": _stats(fwd), "backward_time_ms": _stats(bwd),
-              "fwd_bwd_time_ms": _stats([f + b for f, b in zip(fwd, bwd)]), "inference_ms": inf["inference"],
+              "fwd_bwd_time_ms": _stats([f + b for f, b in zip(fwd, bwd)]), "trunk_fwd_bwd_ms": _stats(trunk),
+              "inference_ms": inf["inference"],
               "inference_compiled_ms": inf["inference_compiled"]}
     compiled_ms = None if inf["inference_compiled"] is None else inf["inference_compiled"]["median"]
     return {
@@ -348,6 +370,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             a, b = (other, row) if invert else (row, other)
             row[key] = {"fwd_bwd_time": a["fwd_bwd_time_ms"] / b["fwd_bwd_time_ms"],
+                        "trunk_time": a["trunk_fwd_bwd_ms"] / b["trunk_fwd_bwd_ms"],
                         "memory": a["memory_mb"] / b["memory_mb"]}
             ratios.append({"slots": row["slots"], "row": row["name"], "against": base, **row[key]})
     return ratios
@@ -390,6 +413,8 @@ COLUMNS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("fwd+bwd ms [IQR]", lambda r: _timing(r, "fwd_bwd_time_ms")),
     ("mem MB", lambda r: _fmt(r["memory_mb"])),
     ("time/lstm", lambda r: _fmt(r["vs_lstm"] and r["vs_lstm"]["fwd_bwd_time"], ".2f")),
+    ("trunk fwd+bwd ms", lambda r: _timing(r, "trunk_fwd_bwd_ms")),
+    ("trunk/lstm", lambda r: _fmt(r["vs_lstm"] and r["vs_lstm"]["trunk_time"], ".2f")),
     ("mem/lstm", lambda r: _fmt(r["vs_lstm"] and r["vs_lstm"]["memory"], ".2f")),
     ("speed-up vs ref", lambda r: _fmt(r["speedup_vs_reference"] and r["speedup_vs_reference"]["fwd_bwd_time"], ".2f")),
     ("compile s", lambda r: _fmt(r["compile_time_s"])),

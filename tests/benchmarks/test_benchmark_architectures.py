@@ -13,7 +13,8 @@ import torchrl_slots.policy
 PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "benchmark_architectures.py"
 TINY = ["--slots", "3", "--batch-size", "2", "--seq-len", "4", "--iterations", "2", "--warmup", "1",
         "--inference-envs", "4", "--inference-iterations", "2", "--no-compile", "--threads", "1"]
-METRICS = ["forward_time_ms", "backward_time_ms", "fwd_bwd_time_ms", "memory_mb", "parameters", "inference_ms"]
+METRICS = ["forward_time_ms", "backward_time_ms", "fwd_bwd_time_ms", "trunk_fwd_bwd_ms", "memory_mb", "parameters",
+           "inference_ms"]
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,8 @@ def test_lstm_and_transformer_rows_with_every_metric(bench, tmp_path):
     assert transformer["vs_lstm"]["fwd_bwd_time"] == pytest.approx(
         transformer["fwd_bwd_time_ms"] / lstm["fwd_bwd_time_ms"])
     assert transformer["vs_lstm"]["memory"] == pytest.approx(transformer["memory_mb"] / lstm["memory_mb"])
+    assert transformer["vs_lstm"]["trunk_time"] == pytest.approx(
+        transformer["trunk_fwd_bwd_ms"] / lstm["trunk_fwd_bwd_ms"])
     machine = results["machine"]
     for key in ("cpu", "cores", "torch", "torchrl", "tensordict", "date", "device_name"):
         assert machine[key], key
