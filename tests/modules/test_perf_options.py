@@ -204,3 +204,56 @@ def test_clip_ppo_gradients_with_packing_and_checkpointing_equal_plain_policy():
         grads.append({k: p.grad for k, p in policy.named_parameters()})
     for name, g in grads[0].items():
         torch.testing.assert_close(grads[1][name], g, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def saved_float_storages(fn, *keep):
+    """Float storages autograd saves for backward while ``fn()`` runs, other than those of
+    ``keep`` (parameters, inputs): ``{data_ptr: (shape, nbytes)}``."""
+    known = {t.untyped_storage().data_ptr() for t in keep}
+    saved = {}
+
+    def pack(t):
+        ptr = t.untyped_storage().data_ptr()
+        if t.is_floating_point() and ptr not in known:
+            saved[ptr] = (tuple(t.shape), t.untyped_storage().nbytes())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return saved
+
+
+def test_checkpointed_chunks_store_only_their_outputs():
+    """A checkpointed chunk starts from the raw features: nothing of the encoder's inside (not even
+    the embedded input) is kept for backward; the plain path keeps every layer's activations."""
+    feats, mask, r, c = make_inputs(batch=(4, 4))
+    for ckpt, expect_empty in ((4, True), (None, False)):
+        enc = make_encoder(checkpoint_chunk=ckpt).train()
+        saved = saved_float_storages(lambda: enc(feats, mask, r, c), feats, *enc.parameters())
+        assert (not saved) == expect_empty, (ckpt, sorted(saved.values())[:3])
+
+
+def test_take_and_broadcast_slot_repr_save_no_float_tensor():
+    """Picking the (op, slot) row must keep only indices for backward, and a slot_repr broadcast
+    over the batch (the flat trunk's learned slot embedding) must not be copied to [B', N, D]."""
+    from torchrl_slots.modules.distribution import _take
+    from torchrl_slots.modules.heads import FactoredHeads
+
+    leaf = torch.randn(5, 6, 7, 3, requires_grad=True)
+    idx = torch.randint(0, 6, (2, 5))  # a sample dim in front
+    out = {}
+    x = leaf * 2.0  # a non-leaf, like the heads' outputs (x 2.0 itself saves nothing)
+    saved = saved_float_storages(lambda: out.setdefault("y", _take(x, idx, -3)), leaf)
+    assert out["y"].shape == (2, 5, 7, 3) and not saved
+    torch.testing.assert_close(out["y"], x[torch.arange(5), idx])
+    heads = FactoredHeads(core_dim=8, slot_dim=4, slot_head="linear", num_slots=3)  # the flat arch's heads
+    emb = torch.randn(3, 4, requires_grad=True)  # [N, D]
+    masks = {h: torch.ones(64, 6, n, dtype=torch.bool) for h, n in layout.head_sizes(3).items() if h != "op"}
+    masks["op"] = torch.ones(64, 6, dtype=torch.bool)
+    core = torch.randn(64, 8)
+    saved = saved_float_storages(lambda: out.setdefault("p", heads(core, emb.expand(64, 3, 4), masks)),
+                                 emb, core, *heads.parameters())
+    copies = [shape for shape, _ in saved.values() if shape in ((64, 3, 4), (64 * 3, 4))]
+    assert not copies, saved
+    ref = heads(core, emb.expand(64, 3, 4).clone(), masks)  # the same values from a materialized copy
+    torch.testing.assert_close(out["p"]["tempo"]["slot_logits"], ref["tempo"]["slot_logits"])
