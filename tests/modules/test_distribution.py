@@ -374,3 +374,15 @@ def test_from_flat_reads_the_additive_form():
     flat.update({f"{h}_slot_logits": params[h, "slot_logits"] for h in layout.SMALL_HEADS})
     torch.testing.assert_close(FactoredActionDistribution.from_flat(**flat).entropy(),
                                FactoredActionDistribution(dense).entropy())
+
+
+def test_sparse_entropy_with_no_active_pair_is_zero_with_zero_gradient():
+    """Only WAIT legal everywhere: no (op, slot) pair gives a small head a choice (P = 0)."""
+    params, _ = additive_params((4,), 3, seed=17)
+    params["op", "mask"] = F.one_hot(torch.zeros(4, dtype=torch.long), OPS).bool()
+    leaf = params["blueprint", "slot_logits"].clone().requires_grad_(True)
+    params["blueprint", "slot_logits"] = leaf
+    ent = FactoredActionDistribution(params).entropy()
+    assert all(torch.equal(ent["action", f"{h}_entropy"], torch.zeros(4)) for h in layout.SMALL_HEADS)
+    ent["action", "blueprint_entropy"].sum().backward()
+    assert torch.equal(leaf.grad, torch.zeros_like(leaf))
