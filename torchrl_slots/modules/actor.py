@@ -1,6 +1,6 @@
 """The actor: a params module followed by :class:`FactoredActionDistribution` (recipe (b)).
 
-:func:`make_factored_actor` chains ``params_module`` (anything that writes the 16 params entries
+:func:`make_factored_actor` chains ``params_module`` (anything that writes the params entries
 under ``"params"``) and a tensordict ``ProbabilisticTensorDictModule`` over
 :class:`~torchrl_slots.modules.distribution.FactoredActionDistribution` in a
 ``ProbabilisticTensorDictSequential``.
@@ -16,7 +16,7 @@ state hidden in the distribution. The price of (b): the actor is not a ``Probabi
 instance and has no action ``spec``. ``ClipPPOLoss`` only needs ``get_dist``,
 ``log_prob_keys`` and ``dist_sample_keys``, which the sequence provides.
 
-The distribution reads its 16 params as leaf keys (``("params", h, "logits")``, ...), not the
+The distribution reads its params as leaf keys (``("params", h, "logits")``, ...), not the
 ``"params"`` sub-tensordict, so the actor's ``in_keys`` are exactly ``params_module.in_keys``.
 
 Defaults differ from ``ProbabilisticActor``'s: ``default_interaction_type`` is RANDOM (a plain
