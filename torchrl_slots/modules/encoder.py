@@ -50,7 +50,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from torchrl_slots import layout
-from torchrl_slots.modules.positional import make_positional
+from torchrl_slots.modules.positional import SlotPositionalEncoding, make_positional
 
 __all__ = ["GlobalEncoder", "SlotEncoderModule", "SlotTransformerEncoder", "TransformerBlock"]
 
@@ -332,7 +332,10 @@ class SlotTransformerEncoder(nn.Module):
         slots first take part (positions are computed over all N first: the Fourier encoding's
         extent counts every slot)."""
         b, n, d = mask.shape[0], mask.shape[1], self.embed_dim
-        pos = None if ids is None else self.positional(*ids)  # [N, D] or [b, N, D]
+        # a learned table looks each slot up on its own: it can run on the packed ids; the Fourier
+        # encoding's extent counts all N ids, so it runs before packing
+        per_slot = isinstance(self.positional, SlotPositionalEncoding)
+        pos = None if ids is None or (per_slot and pack is not None) else self.positional(*ids)  # [N or b, N, D]
         order = None
         if pack is not None:
             order = torch.sort(~mask, dim=-1, stable=True).indices[:, :pack]  # [b, K], enabled first
@@ -341,6 +344,8 @@ class SlotTransformerEncoder(nn.Module):
             feats, mask = feats[row, order], mask[row, order]  # [b, K, F], [b, K]
             if pos is not None:
                 pos = pos.expand(b, n, d)[row, order]  # [b, K, D]
+            elif ids is not None:
+                pos = self.positional(*(i.expand(b, n)[row, order] for i in ids))  # [b, K, D]
         x = self.slot_embed(feats)  # [b, K, D]
         if pos is not None:
             x = x + pos
