@@ -329,8 +329,8 @@ class SlotTransformerEncoder(nn.Module):
         """Embed and encode rows ``feats [b, N, F]`` (``mask [b, N]``, ``ids`` each ``[N]`` or
         ``[b, N]``): ``(cls [b, D], slot_repr [b, N, D])`` (+ weights ``[b, L, nh, N+1, N+1]``).
         ``pack=K``: only the first ``K`` slots of each row after a stable sort that puts enabled
-        slots first take part (positions are computed over all N first: the Fourier encoding's
-        extent counts every slot)."""
+        slots first take part (a learned position table is looked up on the packed ids; Fourier
+        positions are computed over all N first, since their extent counts every slot)."""
         b, n, d = mask.shape[0], mask.shape[1], self.embed_dim
         # a learned table looks each slot up on its own: it can run on the packed ids; the Fourier
         # encoding's extent counts all N ids, so it runs before packing
