@@ -235,23 +235,35 @@ def time_loss(loss: ClipPPOLoss, td: TensorDictBase, s: Settings) -> tuple[list[
     return fwd, bwd
 
 
-def time_trunk(policy: SlotPolicy, td: TensorDictBase, s: Settings) -> list[float]:
-    """Forward + backward times (ms) of the trunk and LSTM core alone (``policy.trunk`` in
-    recurrent mode, backward of ``core.sum() + slot_repr.sum()``): what the architectures differ
-    in, without the heads, distribution and loss they share."""
+def _time_calls(step: Callable[[TensorDictBase], Any], td: TensorDictBase, s: Settings, iterations: int,
+                setup: Callable[[], None] | None = None) -> list[float]:
+    """Times (ms) of ``step`` on fresh shallow copies of ``td``: ``iterations`` calls after
+    ``s.warmup`` untimed ones (``setup`` runs before each call, untimed)."""
     times = []
-    for i in range(s.warmup + s.iterations):
-        policy.zero_grad(set_to_none=True)
+    for i in range(s.warmup + iterations):
+        if setup is not None:
+            setup()
         batch = td.clone(False)
         _sync(s.device)
         t0 = time.perf_counter()
-        with set_recurrent_mode(True):
-            out = policy.trunk(batch)
-        (out["core"].sum() + out["slot_repr"].sum()).backward()
+        step(batch)
         _sync(s.device)
         if i >= s.warmup:
             times.append(1e3 * (time.perf_counter() - t0))
     return times
+
+
+def time_trunk(policy: SlotPolicy, td: TensorDictBase, s: Settings) -> list[float]:
+    """Forward + backward times (ms) of the trunk and LSTM core alone (``policy.trunk`` in
+    recurrent mode, backward of ``core.sum() + slot_repr.sum()``): what the architectures differ
+    in, without the heads, distribution and loss they share."""
+
+    def step(batch: TensorDictBase) -> None:
+        with set_recurrent_mode(True):
+            out = policy.trunk(batch)
+        (out["core"].sum() + out["slot_repr"].sum()).backward()
+
+    return _time_calls(step, td, s, s.iterations, setup=lambda: policy.zero_grad(set_to_none=True))
 
 
 def measure_memory_mb(loss: ClipPPOLoss, td: TensorDictBase, device: str) -> float:
@@ -283,17 +295,8 @@ def measure_memory_mb(loss: ClipPPOLoss, td: TensorDictBase, device: str) -> flo
 
 def time_inference(actor: Callable, td: TensorDictBase, s: Settings) -> list[float]:
     """Times (ms) of one collection step, no_grad, on fresh shallow copies of ``td``."""
-    times = []
     with torch.no_grad():
-        for i in range(s.warmup + s.inference_iterations):
-            batch = td.clone(False)
-            _sync(s.device)
-            t0 = time.perf_counter()
-            actor(batch)
-            _sync(s.device)
-            if i >= s.warmup:
-                times.append(1e3 * (time.perf_counter() - t0))
-    return times
+        return _time_calls(actor, td, s, s.inference_iterations)
 
 
 def _first_compiled_call(policy: SlotPolicy, td: TensorDictBase, s: Settings,

@@ -141,10 +141,6 @@ def _check_shape(name: str, t: Tensor, expected: tuple[int, ...]) -> None:
         raise ValueError(f"{name}: expected shape {expected}, got {tuple(t.shape)}")
 
 
-def _has(entry: TensorDictBase | Mapping, key: str) -> bool:
-    return key in entry.keys()
-
-
 def _split_params(
     params: TensorDictBase | Mapping,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
@@ -160,7 +156,7 @@ def _split_params(
             raise KeyError(f"FactoredActionDistribution params need ({h!r}, 'logits'/'mask'): {err}") from err
         if masks[h].dtype != torch.bool:
             raise TypeError(f"({h!r}, 'mask') must be bool, got {masks[h].dtype}")
-        if _has(params[h], "slot_logits") and params[h]["slot_logits"] is not None:
+        if "slot_logits" in params[h].keys() and params[h]["slot_logits"] is not None:
             if h not in layout.SMALL_HEADS:
                 raise ValueError(f"({h!r}, 'slot_logits'): only the small heads {layout.SMALL_HEADS} take an additive slot term")
             slot_logits[h] = params[h]["slot_logits"]
@@ -228,6 +224,19 @@ class _FactoredCore:
             logits = _take(_take(self.logits[h], op, -3), slot, -2)  # [*S, *B, N, n] -> [*S, *B, n]
         return logits, _take(self.masks[h], op, -2)
 
+    def op_slot_log_probs(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``log p(op)`` ``[*B, 6]``, ``log p(slot | op)`` ``[*B, 6, N]`` and the weights
+        ``p(o, n)`` ``[*B, 6, N]``.
+
+        The weights are constants for the gradient: each head's entropy bonus spreads that head's
+        own distribution, and does not push p(op) towards ops with more relevant sub-heads
+        (GERMINATE has 7: with live weights a 0.05 bonus per head paid ~0.4 per germination, and
+        PPO learned a germinate-prune loop for it)."""
+        lp_op = _masked_log_softmax(self.logits["op"], self.masks["op"])  # [*B, 6]
+        lp_slot = _masked_log_softmax(self.logits["slot"], self.masks["slot"])  # [*B, 6, N]
+        p_on = lp_op.exp().detach()[..., None] * lp_slot.exp().detach()  # [*B, 6, N]: p(o, n)
+        return lp_op, lp_slot, p_on
+
     def dense_logits(self, h: str) -> Tensor:
         """Small head ``h``'s logits at every (op, slot): ``[*B, 6, N, n_h]``."""
         if h in self.slot_logits:
@@ -246,8 +255,8 @@ class _FactoredCore:
             h_on = _entropy(_masked_log_softmax(self.dense_logits(h), m), m)  # [*B, 6, N]
             return (p_on * h_on).sum((-2, -1))
         ops, n_slots, k = mask.shape[-2], p_on.shape[-1], mask.shape[-1]
-        active = (p_on > 0) & (mask.sum(-1) > 1).unsqueeze(-1)  # [*B, 6, N]
-        b, o, n = active.reshape(-1, ops, n_slots).nonzero(as_tuple=True)  # P pairs
+        active = ((p_on > 0) & (mask.sum(-1) > 1).unsqueeze(-1)).reshape(-1, ops, n_slots)  # [B', 6, N]
+        b, o, n = active.nonzero(as_tuple=True)  # P pairs
         if h in self.slot_logits:
             logits = self.logits[h].reshape(-1, ops, k)[b, o] + self.slot_logits[h].reshape(-1, n_slots, k)[b, n]
         else:
@@ -255,7 +264,7 @@ class _FactoredCore:
         m = mask.reshape(-1, ops, k)[b, o]  # [P, n]
         h_p = _entropy(_masked_log_softmax(logits, m), m)  # [P]
         w = p_on.reshape(-1, ops, n_slots)[b, o, n]  # [P]
-        total = torch.zeros(active.reshape(-1, ops, n_slots).shape[0], dtype=h_p.dtype, device=h_p.device)
+        total = torch.zeros(active.shape[0], dtype=h_p.dtype, device=h_p.device)
         return total.index_add(0, b, w * h_p).reshape(self.batch_shape)
 
     def log_probs(self, actions: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -276,15 +285,8 @@ class _FactoredCore:
 
     @functools.cached_property
     def entropies(self) -> dict[str, Tensor]:
-        lp_op = _masked_log_softmax(self.logits["op"], self.masks["op"])  # [*B, 6]
-        p_op = lp_op.exp()
-        lp_slot = _masked_log_softmax(self.logits["slot"], self.masks["slot"])  # [*B, 6, N]
-        # The weights p(o) and p(o, n) are constants for the gradient: each head's entropy bonus
-        # spreads that head's own distribution, and does not push p(op) towards ops with more
-        # relevant sub-heads (GERMINATE has 7: with live weights a 0.05 bonus per head paid
-        # ~0.4 per germination, and PPO learned a germinate-prune loop for it).
-        p_op_w = p_op.detach()
-        p_on = p_op_w[..., None] * lp_slot.exp().detach()  # [*B, 6, N]: p(o, n)
+        lp_op, lp_slot, p_on = self.op_slot_log_probs()
+        p_op_w = lp_op.exp().detach()  # [*B, 6]: p(o), a constant weight like p(o, n)
         out = {
             "op": _entropy(lp_op, self.masks["op"]),
             "slot": (p_op_w * _entropy(lp_slot, self.masks["slot"])).sum(-1),
@@ -443,11 +445,7 @@ class FactoredActionDistribution(CompositeDistribution):
         (op, slot) pairs: the reference for the sparse path that :meth:`entropy` uses."""
         if head not in layout.SMALL_HEADS:
             raise ValueError(f"dense_small_entropy: expected one of {layout.SMALL_HEADS}, got {head!r}")
-        core = self._core
-        lp_op = _masked_log_softmax(core.logits["op"], core.masks["op"])
-        lp_slot = _masked_log_softmax(core.logits["slot"], core.masks["slot"])
-        p_on = lp_op.exp().detach()[..., None] * lp_slot.exp().detach()
-        return core.small_entropy(head, p_on, dense=True)
+        return self._core.small_entropy(head, self._core.op_slot_log_probs()[2], dense=True)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(batch_shape={tuple(self.batch_shape)}, num_slots={self.num_slots})"
