@@ -44,6 +44,8 @@ MASK_KEYS = [("action_mask", h) for h in layout.HEADS]
 #: distribution's additive form).
 PARAM_KEYS = list(param_keys(additive=True).values())
 CHECKPOINT_FORMAT = "torchrl_slots.SlotPolicy/1"
+#: Version of :meth:`PolicyConfig.to_dict`'s layout (see :class:`PolicyConfig`).
+POLICY_CONFIG_VERSION = 2
 
 
 @dataclass
@@ -80,11 +82,31 @@ class PolicyConfig:
             ``torch.autocast(dtype=torch.bfloat16)`` (its Linear layers in bf16: AMX on recent
             Xeons; on CPU attention stays fp32); its outputs are cast back to fp32 before the
             fusion, LSTM and heads. Values within ~1e-2 of fp32.
-        op_from_slots: the op logits also get ``logsumexp`` of the op's legal slot logits, making
-            ``p(op, slot)`` one softmax over legal (op, slot) pairs (see ``FactoredHeads``).
-            Default True: with the op read from the core alone, the transformer collapsed to
-            wait-only on 2x5 in 4 of 5 seeds (benchmarks/results/compare_training_op_from_core);
-            ``False`` is that earlier head. Ignored with ``conditioning="none"``.
+        op_from_slots: the op logits also get the op's legal slot logits, pooled by
+            ``op_slot_pool`` (see ``FactoredHeads``), so a slot that stands out raises its op's
+            probability. Default True; ``False`` reads the op from the core alone. One rule:
+            it needs ``conditioning="op"`` (independent heads have no joint), and
+            ``conditioning="none"`` with ``op_from_slots=True`` is refused.
+        op_slot_pool: ``"mean"`` (default: ``log mean exp``; adds 0 when the slot logits are
+            equal, so the initial policy is uniform over the legal ops) or ``"sum"``
+            (``logsumexp``: one softmax over the legal (op, slot) pairs; an op with k legal
+            slots starts k times likelier, which on 1x3 started GERMINATE at 3/8).
+
+    Saved configs carry ``format_version`` (:data:`POLICY_CONFIG_VERSION`). A config without it
+    is version 1, written before ``op_slot_pool`` existed: it loads with ``op_slot_pool="sum"``
+    (what it was trained with) and, if it also lacks ``op_from_slots``, with
+    ``op_from_slots=False`` (older still).
+
+    Examples:
+        >>> cfg = PolicyConfig(num_layers=1)
+        >>> PolicyConfig.from_dict(cfg.to_dict()) == cfg
+        True
+        >>> PolicyConfig.from_dict({"embed_dim": 64}).op_slot_pool  # version 1: the old head
+        'sum'
+        >>> PolicyConfig(conditioning="none").validate()
+        Traceback (most recent call last):
+        ...
+        ValueError: op_from_slots=True needs conditioning='op' (independent heads have no joint (op, slot) softmax); pass op_from_slots=False with conditioning='none'
     """
 
     embed_dim: int = 64
@@ -105,15 +127,36 @@ class PolicyConfig:
     checkpoint_chunk: int | None = None
     autocast: Literal["bf16"] | None = None
     op_from_slots: bool = True
+    op_slot_pool: Literal["mean", "sum"] = "mean"
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for options that do not go together."""
+        if self.op_from_slots and self.conditioning != "op":
+            raise ValueError(
+                "op_from_slots=True needs conditioning='op' (independent heads have no joint (op, slot) softmax); "
+                "pass op_from_slots=False with conditioning='none'"
+            )
+        if self.op_slot_pool not in ("mean", "sum"):
+            raise ValueError(f"op_slot_pool must be 'mean' or 'sum', got {self.op_slot_pool!r}")
+
+    def to_dict(self) -> dict:
+        """Plain dict with ``format_version`` (what checkpoints store)."""
+        return {"format_version": POLICY_CONFIG_VERSION, **asdict(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "PolicyConfig":
+        """Inverse of :meth:`to_dict`. A dict without ``format_version`` is version 1 (see the
+        class docstring): the options added since then get the values it was trained with."""
+        data = dict(data)
+        version = data.pop("format_version", 1)
+        if version not in (1, POLICY_CONFIG_VERSION):
+            raise ValueError(f"unknown PolicyConfig format_version {version!r} (this library reads 1 and "
+                             f"{POLICY_CONFIG_VERSION})")
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown PolicyConfig fields {sorted(unknown)}")
-        # A config saved before op_from_slots existed was trained with the op read from the core
-        # alone: load it that way (the new default would silently change what the policy does).
-        data = {"op_from_slots": False, **data}
+        if version == 1:
+            data = {"op_from_slots": False, "op_slot_pool": "sum", **data}
         return cls(**data)
 
 
@@ -210,7 +253,7 @@ class SlotPolicy(nn.Module):
         return {
             "format": CHECKPOINT_FORMAT,
             "arch": self.arch,
-            "config": asdict(self.config),
+            "config": self.config.to_dict(),
             "num_slots": self.num_slots,
             "state_dict": self.state_dict(),
         }
@@ -348,14 +391,11 @@ def create_policy(arch: str, env: EnvBase, config: PolicyConfig | None = None,
     if arch not in _REGISTRY:
         raise ValueError(f"unknown policy {arch!r}; known: {registered_policies()}")
     config = PolicyConfig() if config is None else config
+    config.validate()
     _check_conditioning(env, config)
     policy = _REGISTRY[arch](env, config)
     policy.critic_mode = critic_mode
     return policy.to(_env_device(env))
-
-
-def _op_from_slots(config: PolicyConfig) -> bool:
-    return config.op_from_slots and config.conditioning == "op"  # independent heads have no joint
 
 
 @register_policy("transformer")
@@ -370,7 +410,8 @@ def _build_transformer(env: EnvBase, config: PolicyConfig) -> SlotPolicy:
     )
     heads = FactoredHeads(core_dim=config.lstm_hidden, slot_dim=config.embed_dim, slot_head="pointer",
                           key_dim=config.key_dim, op_embed_dim=config.op_embed_dim,
-                          conditioning=config.conditioning, op_from_slots=_op_from_slots(config))
+                          conditioning=config.conditioning, op_from_slots=config.op_from_slots,
+                          op_slot_pool=config.op_slot_pool)
     return SlotPolicy("transformer", trunk, heads, config, num_slots=n)
 
 
@@ -379,5 +420,6 @@ def _build_lstm(env: EnvBase, config: PolicyConfig) -> SlotPolicy:
     n = env_num_slots(env)
     trunk = FlatTrunk(num_slots=n, feature_dim=config.feature_dim, slot_dim=config.embed_dim)
     heads = FactoredHeads(core_dim=config.lstm_hidden, slot_dim=config.embed_dim, slot_head="linear",
-                          num_slots=n, conditioning=config.conditioning, op_from_slots=_op_from_slots(config))
+                          num_slots=n, conditioning=config.conditioning, op_from_slots=config.op_from_slots,
+                          op_slot_pool=config.op_slot_pool)
     return SlotPolicy("lstm", trunk, heads, config, num_slots=n)
