@@ -4,6 +4,7 @@
 from torchrl_slots.envs.config import LifecycleConfig
 from torchrl_slots.envs.flat import FlatToSlots, SlotsToFlat
 from torchrl_slots.envs.items import ItemsEnv
+from torchrl_slots.envs.mixed import MixedGridEnv, parse_grids
 from torchrl_slots.envs.reference import (
     HeuristicPolicy,
     OraclePolicy,
@@ -20,6 +21,7 @@ __all__ = [
     "HeuristicPolicy",
     "ItemsEnv",
     "LifecycleConfig",
+    "MixedGridEnv",
     "OraclePolicy",
     "RandomPolicy",
     "SeedLifecycleEnv",
@@ -28,5 +30,6 @@ __all__ = [
     "SlotsToFlat",
     "WaitPolicy",
     "World",
+    "parse_grids",
     "sample_legal",
 ]
