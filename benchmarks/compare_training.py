@@ -38,7 +38,10 @@ from torchrl_slots.policy import PolicyConfig
 from torchrl_slots.training import EnvConfig, PPOConfig, RunOptions, evaluate_baselines, evaluate_policy, train
 from torchrl_slots.training.evaluation import normalized_score
 
-DEFAULT_FRAMES = {"1x3": 80_000, "2x5": 100_000, "5x5": 100_000, "5x10": 100_000}
+DEFAULT_FRAMES = {"1x3": 80_000, "2x5": 100_000, "5x5": 100_000, "5x10": 100_000, "2x4": 100_000, "3x6": 100_000,
+                  "4x8": 100_000, "mixed": 200_000}
+MIXED_GRIDS = ("1x3", "2x5", "3x6", "5x10")  # trained together in one run (suite "mixed")
+UNSEEN_GRIDS = ("2x4", "4x8")  # never trained by the mixed run; specialists trained there
 EVAL_SEED, FINAL_SEED = 20_000, 30_000
 AUTO40 = {"auto_advance": True, "max_epochs": 40}
 SMALL = {"embed_dim": 16, "num_heads": 2, "num_layers": 1, "ffn_dim": 32, "feature_dim": 16, "lstm_hidden": 16,
@@ -50,27 +53,56 @@ def grid(text: str) -> tuple[int, int]:
     return rows, cols
 
 
+def parse_overrides(text: str) -> tuple[dict, dict]:
+    """``"ppo.op_floor=0.2,policy.positional=fourier"`` -> ``({"op_floor": 0.2}, {"positional": "fourier"})``
+    (values: int, float, true/false, none, else string)."""
+    ppo, pol = {}, {}
+    for item in filter(None, text.split(",")):
+        key, _, raw = item.partition("=")
+        where, _, name = key.partition(".")
+        if where not in ("ppo", "policy") or not name or not raw:
+            raise SystemExit(f"--set takes ppo.FIELD=VALUE or policy.FIELD=VALUE items, got {item!r}")
+        low = raw.lower()
+        value = {"true": True, "false": False, "none": None}.get(low, raw)
+        if value is raw:
+            for cast in (int, float):
+                try:
+                    value = cast(raw)
+                    break
+                except ValueError:
+                    pass
+        (ppo if where == "ppo" else pol)[name] = value
+    return ppo, pol
+
+
 def make_specs(args: argparse.Namespace) -> list[dict]:
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     few = seeds[: min(3, len(seeds))]
     frames = {**DEFAULT_FRAMES, **dict(kv.split("=") for kv in args.frames.split(",") if kv)}
     specs = []
 
-    def add(suite, arch, g, seed, lifecycle=None, policy=None, zero_shot=()):
-        pol = {**(SMALL if args.small_policy else {}), **(policy or {})}
+    set_ppo, set_policy = parse_overrides(args.set)
+
+    def add(suite, arch, g, seed, lifecycle=None, policy=None, zero_shot=(), grids=None):
+        policy = {**set_policy, **(policy or {})}
+        pol = {**(SMALL if args.small_policy else {}), **policy}
         tag = "".join(f"_{k}-{v}" for k, v in sorted((lifecycle or {}).items())) + "".join(
-            f"_{k}-{v}" for k, v in sorted((policy or {}).items()))
+            f"_{k}-{v}" for k, v in sorted(policy.items())) + "".join(
+            f"_ppo.{k}-{v}" for k, v in sorted(set_ppo.items()))
         specs.append({"name": f"{suite}_{arch}_{g}{tag}_s{seed}", "suite": suite, "arch": arch, "grid": g,
-                      "seed": seed, "lifecycle": lifecycle or {}, "policy": pol, "frames": int(frames[g]),
-                      "zero_shot": list(zero_shot), "num_envs": args.num_envs,
+                      "seed": seed, "lifecycle": lifecycle or {}, "policy": pol, "ppo": dict(set_ppo),
+                      "frames": int(frames[g]),
+                      "zero_shot": list(zero_shot), "grids": list(grids) if grids else None,
+                      "num_envs": args.num_envs,
                       "frames_per_batch": args.frames_per_batch, "eval_episodes": args.eval_episodes,
                       "final_episodes": args.final_episodes, "eval_interval": args.eval_interval})
 
     suites = args.suites.split(",")
     archs = args.archs.split(",")
-    unknown = set(suites) - {"main", "scaffolding", "large", "zeroshot"}
+    known = {"main", "scaffolding", "large", "zeroshot", "mixed", "specialists"}
+    unknown = set(suites) - known
     if unknown:
-        raise SystemExit(f"unknown suites {sorted(unknown)}; known: main, scaffolding, large, zeroshot")
+        raise SystemExit(f"unknown suites {sorted(unknown)}; known: {sorted(known)}")
     for suite in suites:  # in the order given: a stopped run has the first suites complete
         if suite == "main":
             for g in args.grids.split(","):  # seed-major: every arch at the low seeds first
@@ -78,13 +110,20 @@ def make_specs(args: argparse.Namespace) -> list[dict]:
                     for arch in archs:
                         add("main", arch, g, s)
         elif suite == "scaffolding":
-            for s in few:
+            for s in seeds:
                 for arch in archs:
                     add("scaffolding", arch, "2x5", s, {"scaffolding": False})
         elif suite == "large":
-            for s in few:
+            for s in seeds:
                 for arch in ["transformer"] + (["lstm"] if args.large_lstm else []):
                     add("large", arch, "5x10", s, AUTO40)
+        elif suite == "mixed":  # one transformer on every grid of MIXED_GRIDS at once
+            for s in few:
+                add("mixed", "transformer", "mixed", s, zero_shot=MIXED_GRIDS + UNSEEN_GRIDS, grids=MIXED_GRIDS)
+        elif suite == "specialists":  # transformers trained on one grid each (1x3 and 2x5: suite main)
+            for s in few:
+                for g in ("3x6", "5x10") + UNSEEN_GRIDS:
+                    add("specialists", "transformer", g, s)
         else:
             for s in few:
                 for pos in ("learned", "fourier"):
@@ -96,17 +135,23 @@ def make_specs(args: argparse.Namespace) -> list[dict]:
 def run_one(spec: dict, out_dir: str) -> dict:
     """Train one run, evaluate it (and zero-shot grids), write ``runs/<name>.json``."""
     torch.set_num_threads(1)
-    rows, cols = grid(spec["grid"])
     lifecycle = LifecycleConfig(**spec["lifecycle"])
-    env = EnvConfig(num_envs=spec["num_envs"], rows=rows, cols=cols, lifecycle=lifecycle)
-    ppo = PPOConfig(frames_per_batch=spec["frames_per_batch"], total_frames=spec["frames"])
+    if spec.get("grids"):  # evaluated during training on the largest grid
+        grids = tuple(grid(g) for g in spec["grids"])
+        rows, cols = max(grids, key=lambda rc: rc[0] * rc[1])
+        env = EnvConfig(num_envs=spec["num_envs"], rows=rows, cols=cols, lifecycle=lifecycle, grids=grids)
+    else:
+        rows, cols = grid(spec["grid"])
+        env = EnvConfig(num_envs=spec["num_envs"], rows=rows, cols=cols, lifecycle=lifecycle)
+    ppo = PPOConfig(**{"frames_per_batch": spec["frames_per_batch"], "total_frames": spec["frames"],
+                       **spec.get("ppo", {})})
     opts = RunOptions(seed=spec["seed"], eval_interval=spec["eval_interval"], eval_episodes=spec["eval_episodes"],
                       eval_seed=EVAL_SEED)
     t0 = time.perf_counter()
     res = train(spec["arch"], env, PolicyConfig(**spec["policy"]), ppo, options=opts, log=None)
     wall = time.perf_counter() - t0
     evals = {}
-    for g in [spec["grid"], *spec["zero_shot"]]:
+    for g in dict.fromkeys([*([] if spec.get("grids") else [spec["grid"]]), *spec["zero_shot"]]):
         r, c = grid(g)
         base = evaluate_baselines(rows=r, cols=c, config=lifecycle, episodes=spec["final_episodes"], seed=FINAL_SEED)
         pol = evaluate_policy(res.policy, rows=r, cols=c, config=lifecycle, episodes=spec["final_episodes"],
@@ -181,6 +226,26 @@ def welch(a: list[float], b: list[float]) -> dict[str, float]:
     return {"t": float(t), "p": float(p)}
 
 
+LEARNED = 0.5  # a run "learns" when its final normalized score is at least this
+
+
+def _main_grid(run: dict) -> str:
+    """The grid a run's headline number is on: its own, or the largest grid of a mixed run."""
+    if run.get("grids"):
+        return max(run["grids"], key=lambda g: grid(g)[0] * grid(g)[1])
+    return run["grid"]
+
+
+def _first_frames(curve: list[dict], level: float) -> float:
+    """Frames of the first training evaluation at or above ``level`` (inf if never)."""
+    return next((c["frames"] for c in curve if c["normalized"] >= level), float("inf"))
+
+
+def _median_or_none(xs: list[float]) -> float | None:
+    m = statistics.median(xs) if xs else float("inf")
+    return m if math.isfinite(m) else None
+
+
 def _curve_at(curve: list[dict], frames: float, key: str) -> float:
     best = [c for c in curve if c["frames"] <= frames]
     return best[-1][key] if best else float("nan")
@@ -194,12 +259,16 @@ def aggregate(out_dir: Path) -> dict:
         groups.setdefault(key, []).append(r)
     table = []
     for key, rs in sorted(groups.items()):
-        g = rs[0]["grid"]
+        g = _main_grid(rs[0])
         base = rs[0]["evals"][g]["baselines"]
         row = {"group": key, "suite": rs[0]["suite"], "arch": rs[0]["arch"], "grid": g,
                "lifecycle": rs[0]["lifecycle"], "policy": rs[0]["policy"], "frames": rs[0]["frames"],
                "seeds": sorted(r["seed"] for r in rs),
                "normalized": _stats([r["evals"][g]["normalized"] for r in rs]),
+               "per_seed": {r["seed"]: r["evals"][g]["normalized"] for r in rs},
+               "learned": sum(r["evals"][g]["normalized"] >= LEARNED for r in rs),
+               "frames_to_0.8": _median_or_none([_first_frames(r["curve"], 0.8) for r in rs]),
+               "wall_s_per_kframe": _stats([1000 * r["train_wall_s"] / r["frames_done"] for r in rs]),
                "score": _stats([r["evals"][g]["policy"]["score"] for r in rs]),
                "return": _stats([r["evals"][g]["policy"]["return"] for r in rs]),
                "normalized_at_12500_frames": _stats([_curve_at(r["curve"], 12_800, "normalized") for r in rs]),
@@ -310,6 +379,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--archs", default="lstm,transformer", help="architectures of the main/scaffolding suites")
     p.add_argument("--grids", default="2x5,1x3", help="grids of the main suite (in run order)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per group (3 at most for the other suites)")
+    p.add_argument("--seed-start", type=int, default=0, help="first seed (seeds are seed-start .. seed-start+seeds-1)")
+    p.add_argument("--set", default="", help="overrides for every run: ppo.FIELD=VALUE,policy.FIELD=VALUE,... "
+                   "(part of the run names, so an ablation sits beside the defaults)")
     p.add_argument("--frames", default="", help="budget overrides, e.g. 1x3=60000,2x5=100000")
     p.add_argument("--num-envs", type=int, default=16, help="parallel envs per run")
     p.add_argument("--frames-per-batch", type=int, default=800, help="frames per PPO batch")
