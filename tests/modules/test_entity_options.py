@@ -80,7 +80,8 @@ def test_shape_and_dtype_errors_name_the_key_the_expected_and_the_given():
     with pytest.raises(ValueError, match=r"query entity \('obs', 'last'\) must be int64 .*got dtype torch.int32"):
         actor(bad)
     bad["obs", "last"] = torch.zeros(4, 2, dtype=torch.long)
-    with pytest.raises(ValueError, match=r"query entity \('obs', 'last'\) must have shape \(4,\) or \(4, 1\) .*got \(4, 2\)"):
+    shape = r"query entity \('obs', 'last'\) must have shape \(4,\) or \(4, 1\) .*got \(4, 2\)"
+    with pytest.raises(ValueError, match=shape):
         actor(bad)
     bad["obs", "last"] = torch.tensor([0, 1, 7, -1])
     with pytest.raises(ValueError, match=r"query entity \('obs', 'last'\) must hold indices in \[-1, 7\) .*\[-1, 7\]"):
