@@ -236,3 +236,18 @@ def test_damaged_or_foreign_files_are_refused_with_clear_errors(tmp_path):
         load_entity_policy(tmp_path / "missing.pt")
     with pytest.raises(TypeError, match="not built by make_entity_actor"):
         save_entity_policy(tmp_path / "x.pt", torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("separate_losses", [False, True])
+def test_clip_ppo_loss_value_gradient_reaches_a_shared_encoder_unless_separate_losses(separate_losses):
+    actor, critic = actor_critic("module")
+    with torch.no_grad(), set_interaction_type(InteractionType.RANDOM):
+        data = actor(obs(batch=(16,), seed=2))
+    data["advantage"], data["value_target"] = torch.randn(16, 1), torch.randn(16, 1)
+    loss = ClipPPOLoss(actor, critic, separate_losses=separate_losses)
+    loss(data)["loss_critic"].backward()
+    shared = actor.module[0][0].encoder.cls_token
+    own = critic.module.out.weight  # the critic's own output layer
+    assert own.grad is not None and own.grad.abs().sum() > 0
+    reached = shared.grad is not None and bool(shared.grad.abs().sum() > 0)
+    assert reached == (not separate_losses)  # separate_losses=True detaches the critic's shared params

@@ -420,9 +420,10 @@ def make_entity_critic(
 
     The critic runs its own encoder pass, so GAE can call it alone. Pass a different encoder
     from the actor's for separate actor/critic networks (the usual PPO choice), or the same one
-    (or the same :class:`EntityEncoderModule`, to share the context fusion too) to share it. Note
-    that ``ClipPPOLoss`` (``functional=True``, its default) detaches the critic's copies of
-    parameters it shares with the actor: a shared encoder then learns from the policy loss only.
+    (or the same :class:`EntityEncoderModule`, to share the context fusion too) to share it. A shared
+    encoder learns from both the policy and the value loss in ``ClipPPOLoss``; with
+    ``separate_losses=True`` the loss detaches the critic's copies of shared parameters, and the
+    encoder then learns from the policy loss only.
 
     Args:
         encoder: a :class:`SlotTransformerEncoder`, :class:`EntityEncoderModule` or
