@@ -251,3 +251,20 @@ def test_clip_ppo_loss_value_gradient_reaches_a_shared_encoder_unless_separate_l
     assert own.grad is not None and own.grad.abs().sum() > 0
     reached = shared.grad is not None and bool(shared.grad.abs().sum() > 0)
     assert reached == (not separate_losses)  # separate_losses=True detaches the critic's shared params
+
+
+def test_save_load_an_encoder_with_grid_positions_and_a_context(tmp_path):
+    torch.manual_seed(0)
+    enc = SlotTransformerEncoder.for_entities(F, embed_dim=D, num_heads=2, num_layers=1, positional="learned",
+                                              max_rows=3, max_cols=4)
+    pos = (("grid", "row"), ("grid", "col"))
+    actor = make_entity_actor(enc, **KEYS, position_keys=pos, context_key=CTX, context_dim=C)
+    critic = make_entity_critic(enc, **KEYS, position_keys=pos, context_key=CTX, context_dim=C)
+    td = obs(batch=(4,), n=6)
+    td["grid", "row"], td["grid", "col"] = torch.arange(6).expand(4, 6) // 4 % 3, torch.arange(6).expand(4, 6) % 4
+    loaded = load_entity_policy(save_entity_policy(tmp_path / "grid.pt", actor, critic))
+    assert loaded.actor.module[0][0].encoder.positional.max_rows == 3
+    torch.testing.assert_close(loaded.actor.module[0](td.clone())[LOGITS], actor.module[0](td.clone())[LOGITS],
+                               atol=0, rtol=0)
+    torch.testing.assert_close(loaded.critic(td.clone())["state_value"], critic(td.clone())["state_value"],
+                               atol=0, rtol=0)

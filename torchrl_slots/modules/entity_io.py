@@ -32,6 +32,7 @@ from tensordict.nn import InteractionType
 from torchrl.data import TensorSpec
 from torchrl.modules import ProbabilisticActor, ValueOperator
 
+from torchrl_slots import layout
 from torchrl_slots.modules.encoder import SlotTransformerEncoder
 from torchrl_slots.modules.entity import make_entity_actor, make_entity_critic
 from torchrl_slots.modules.entity_encoder import EntityEncoder, EntityEncoderModule
@@ -57,7 +58,8 @@ def _encoder_config(enc: SlotTransformerEncoder) -> dict[str, Any]:
         "num_layers": enc.num_layers,
         "ffn_dim": block.ffn[0].out_features if block is not None else 256,
         "dropout": float(block.dropout) if block is not None else 0.0,
-        "max_rows": getattr(positional, "max_rows", 16), "max_cols": getattr(positional, "max_cols", 16),
+        "max_rows": getattr(positional, "max_rows", layout.MAX_GRID),
+        "max_cols": getattr(positional, "max_cols", layout.MAX_GRID),
         "positional": enc.positional_kind, "pack_slots": enc.pack_slots, "chunk_rows": enc.chunk_rows,
         "checkpoint_chunk": enc.checkpoint_chunk, "autocast": enc.autocast,
     }
