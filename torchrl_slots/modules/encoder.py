@@ -207,6 +207,38 @@ class SlotTransformerEncoder(nn.Module):
         )
         self.final_norm = nn.LayerNorm(embed_dim)
 
+    @classmethod
+    def for_entities(cls, feature_dim: int, **overrides: object) -> "SlotTransformerEncoder":
+        """An encoder for a set of ``feature_dim``-wide entities: no positions, generic sizes.
+
+        ``slot_dim=feature_dim``, ``positional="none"`` (permutation-equivariant over entities),
+        ``embed_dim=64``, ``num_heads=4``, ``num_layers=2`` and ``ffn_dim=2 * embed_dim``; any
+        other constructor argument (``positional`` included) may be given in ``overrides``.
+
+        Raises:
+            ValueError: for a ``feature_dim`` that is not a positive int, or ``slot_dim`` in
+                ``overrides`` (``feature_dim`` is the slot width).
+            TypeError: for an override the constructor does not take.
+
+        Examples:
+            >>> enc = SlotTransformerEncoder.for_entities(7, embed_dim=32, num_heads=2)
+            >>> enc.slot_dim, enc.embed_dim, enc.positional_kind, enc.blocks[0].ffn[0].out_features
+            (7, 32, 'none', 64)
+            >>> cls, entity_repr = enc(torch.randn(3, 5, 7), torch.ones(3, 5, dtype=torch.bool))
+            >>> cls.shape, entity_repr.shape
+            (torch.Size([3, 32]), torch.Size([3, 5, 32]))
+        """
+        if isinstance(feature_dim, bool) or not isinstance(feature_dim, int) or feature_dim < 1:
+            raise ValueError(f"feature_dim must be a positive int (features per entity), got {feature_dim!r}")
+        if "slot_dim" in overrides:
+            raise ValueError(
+                f"for_entities takes the slot width as feature_dim={feature_dim}; "
+                f"got slot_dim={overrides['slot_dim']!r} too"
+            )
+        kwargs: dict = {"embed_dim": 64, "num_heads": 4, "num_layers": 2, "positional": "none", **overrides}
+        kwargs.setdefault("ffn_dim", 2 * kwargs["embed_dim"])
+        return cls(slot_dim=feature_dim, **kwargs)
+
     def _check_inputs(
         self,
         slot_features: torch.Tensor,
