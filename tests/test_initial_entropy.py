@@ -51,3 +51,17 @@ def test_initial_entropy_of_every_head_is_within_5_percent_of_uniform_over_legal
         assert best[h] > 0, h  # every head has a choice somewhere in the rollout
         assert got[h] <= best[h] + 1e-5, (h, got[h], best[h])
         assert got[h] >= 0.95 * best[h], f"{arch} {grid} head {h}: entropy {got[h]:.4f} < 95% of {best[h]:.4f}"
+
+
+def test_the_earlier_init_is_far_from_uniform_which_is_what_the_test_above_guards():
+    """pointer_init="hidden" + op_slot_pool="sum" (the version-1 head): on 5x10 the op head starts
+    nearly deterministic (GERMINATE, with 50 legal slots to sum over): far outside the 5 % bound."""
+    torch.manual_seed(0)
+    base = SeedLifecycleEnv(8, 5, 10, seed=3)
+    policy = create_policy("transformer", base, PolicyConfig(pointer_init="hidden", op_slot_pool="sum"))
+    env = TransformedEnv(base, Compose(*policy.transforms()))
+    td = env.rollout(25, RandomPolicy(base, seed=4), break_when_any_done=False)
+    with torch.no_grad(), set_recurrent_mode(True):
+        dist = policy.actor.get_dist(td)
+    got, best = _entropies(dist), _uniform_max(dist)
+    assert got["op"] < 0.5 * best["op"], (got["op"], best["op"])  # seen: 0.05 of 1.25 nats

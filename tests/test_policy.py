@@ -206,8 +206,9 @@ def test_policy_config_format_versions():
     assert saved["format_version"] == POLICY_CONFIG_VERSION
     assert PolicyConfig.from_dict(saved) == SMALL
     v1 = asdict(SMALL)  # a version-1 dict: no format_version, written before op_slot_pool existed
-    del v1["op_slot_pool"]
-    assert PolicyConfig.from_dict(v1).op_slot_pool == "sum"
+    del v1["op_slot_pool"], v1["pointer_init"]
+    old = PolicyConfig.from_dict(v1)
+    assert (old.op_slot_pool, old.pointer_init) == ("sum", "hidden")
     with pytest.raises(ValueError, match="unknown PolicyConfig format_version 9"):
         PolicyConfig.from_dict({**saved, "format_version": 9})
 

@@ -94,9 +94,9 @@ class PolicyConfig:
             slots starts k times likelier, which on 1x3 started GERMINATE at 3/8).
 
     Saved configs carry ``format_version`` (:data:`POLICY_CONFIG_VERSION`). A config without it
-    is version 1, written before ``op_slot_pool`` existed: it loads with ``op_slot_pool="sum"``
-    (what it was trained with) and, if it also lacks ``op_from_slots``, with
-    ``op_from_slots=False`` (older still).
+    is version 1, written before ``op_slot_pool`` and ``pointer_init`` existed: it loads with
+    ``op_slot_pool="sum"`` and ``pointer_init="hidden"`` (what it was built with) and, if it also
+    lacks ``op_from_slots``, with ``op_from_slots=False`` (older still).
 
     Examples:
         >>> cfg = PolicyConfig(num_layers=1)
@@ -129,6 +129,7 @@ class PolicyConfig:
     autocast: Literal["bf16"] | None = None
     op_from_slots: bool = True
     op_slot_pool: Literal["mean", "sum"] = "mean"
+    pointer_init: Literal["output", "hidden"] = "output"
 
     def validate(self) -> None:
         """Raise ``ValueError`` for options that do not go together."""
@@ -139,6 +140,8 @@ class PolicyConfig:
             )
         if self.op_slot_pool not in ("mean", "sum"):
             raise ValueError(f"op_slot_pool must be 'mean' or 'sum', got {self.op_slot_pool!r}")
+        if self.pointer_init not in ("output", "hidden"):
+            raise ValueError(f"pointer_init must be 'output' or 'hidden', got {self.pointer_init!r}")
 
     def to_dict(self) -> dict:
         """Plain dict with ``format_version`` (what checkpoints store)."""
@@ -157,7 +160,7 @@ class PolicyConfig:
         if unknown:
             raise ValueError(f"unknown PolicyConfig fields {sorted(unknown)}")
         if version == 1:
-            data = {"op_from_slots": False, "op_slot_pool": "sum", **data}
+            data = {"op_from_slots": False, "op_slot_pool": "sum", "pointer_init": "hidden", **data}
         return cls(**data)
 
 
@@ -208,7 +211,7 @@ class SlotPolicy(nn.Module):
         self.core_norm = nn.LayerNorm(config.lstm_hidden)
         init_weights(self)
         init_lstm(lstm)
-        for layer in heads.output_layers():
+        for layer in heads.output_layers(pointer_query=config.pointer_init == "output"):
             init_output_layer(layer, std=0.01)
         init_output_layer(self.value_net, std=1.0)
         self.lstm = LSTMModule(

@@ -136,17 +136,19 @@ class FactoredHeads(nn.Module):
         self.small_from_core = nn.Linear(core_dim, n_ops * total)
         self.small_from_slot = nn.Linear(slot_dim, total) if conditioning == "op" else None
 
-    def output_layers(self) -> list[nn.Linear]:
+    def output_layers(self, pointer_query: bool = True) -> list[nn.Linear]:
         """The policy output layers (initialised with std 0.01, so the initial policy is near
         uniform over the legal actions). For the pointer head these are its query layers: the
         slot logits are ``<q, k_n>``, so a small query gives near-equal logits whatever the keys
-        (the keys stay hidden-layer sized, so the slots' differences can be learned quickly)."""
+        (the keys stay hidden-layer sized, so the slots' differences can be learned quickly).
+        ``pointer_query=False`` leaves the query out (it is then initialised as a hidden layer:
+        slot logits with a std of ~2 at the start, the earlier behaviour)."""
         layers = [self.op_head, self.small_from_core]
         if self.small_from_slot is not None:
             layers.append(self.small_from_slot)
         if isinstance(self.slot_head, nn.Linear):
             layers.append(self.slot_head)
-        else:
+        elif pointer_query:
             layers.append(self.slot_head.query)
             if self.slot_head.cond_query is not None:
                 layers.append(self.slot_head.cond_query)
