@@ -291,7 +291,7 @@ def aggregate(out_dir: Path) -> dict:
         tests[g] = {"transformer_minus_lstm": (statistics.fmean(tr) - statistics.fmean(ls)) if tr and ls else None,
                     **welch(tr, ls), "n_transformer": len(tr), "n_lstm": len(ls)}
     summary = {"benchmark": "compare_training", "machine": _machine(), "table": table, "welch": tests,
-               "eval_seed": EVAL_SEED, "final_seed": FINAL_SEED, "runs": len(runs)}
+               "criteria": criteria(groups), "eval_seed": EVAL_SEED, "final_seed": FINAL_SEED, "runs": len(runs)}
     (out_dir / "compare_training.json").write_text(json.dumps(summary, indent=1))
     (out_dir / "compare_training.md").write_text(markdown(summary))
     try:
@@ -299,6 +299,68 @@ def aggregate(out_dir: Path) -> dict:
     except ImportError as err:
         print(f"learning_curves.png skipped: {err}")
     return summary
+
+
+def _norms(groups: dict[str, list[dict]], key: str, g: str | None = None) -> list[float]:
+    return [r["evals"][g or _main_grid(r)]["normalized"] for r in groups.get(key, [])]
+
+
+def _mean(xs: list[float]) -> float:
+    return statistics.fmean(xs) if xs else float("nan")
+
+
+def criteria(groups: dict[str, list[dict]]) -> list[dict]:
+    """The learning targets, each ``{"name", "result", "met"}`` (``met`` None = not run)."""
+    out = []
+
+    def add(name, result, met):
+        out.append({"name": name, "result": result, "met": met})
+
+    auto = "_auto_advance-True_max_epochs-40"
+    for g, need in (("1x3", 10), ("2x5", 9)):
+        for arch in ("lstm", "transformer"):
+            xs = _norms(groups, f"main_{arch}_{g}")
+            n_ok = sum(x >= LEARNED for x in xs)
+            add(f"1. no collapse: {arch} learns on {g} in >= {need} of 10 seeds",
+                f"{n_ok} of {len(xs)}", (n_ok >= need if len(xs) >= 10 else None) if n_ok < need else True)
+    tr, ls = _norms(groups, "main_transformer_1x3"), _norms(groups, "main_lstm_1x3")
+    add("2. 1x3: transformer mean >= 0.9 x LSTM mean", f"{_mean(tr):.2f} vs {_mean(ls):.2f} (n = {len(tr)}, {len(ls)})",
+        _mean(tr) >= 0.9 * _mean(ls) if tr and ls else None)
+    tr, ls = _norms(groups, "main_transformer_2x5"), _norms(groups, "main_lstm_2x5")
+    add("3. 2x5: transformer mean >= LSTM mean, both >= 0.85",
+        f"{_mean(tr):.2f} vs {_mean(ls):.2f} (n = {len(tr)}, {len(ls)}), Welch p = {welch(tr, ls)['p']:.3g}",
+        (_mean(tr) >= _mean(ls) and min(_mean(tr), _mean(ls)) >= 0.85) if tr and ls else None)
+    tr, ls = _norms(groups, f"large_transformer_5x10{auto}"), _norms(groups, f"large_lstm_5x10{auto}")
+    w = welch(tr, ls)
+    add("4. 5x10 (auto_advance, 40 epochs): transformer beats LSTM, Welch p < 0.05",
+        f"{_mean(tr):.2f} vs {_mean(ls):.2f} (n = {len(tr)}, {len(ls)}), p = {w['p']:.3g}",
+        (_mean(tr) > _mean(ls) and w["p"] < 0.05) if len(tr) > 1 and len(ls) > 1 else None)
+    off_t = _norms(groups, "scaffolding_transformer_2x5_scaffolding-False")
+    off_l = _norms(groups, "scaffolding_lstm_2x5_scaffolding-False")
+    on_t = _norms(groups, "main_transformer_2x5")
+    add("5. 2x5 scaffolding off: transformer >= 0.9 x its scaffolding-on score and > LSTM off",
+        f"{_mean(off_t):.2f} vs on {_mean(on_t):.2f}; LSTM off {_mean(off_l):.2f} (n = {len(off_t)}, {len(off_l)})",
+        (_mean(off_t) >= 0.9 * _mean(on_t) and _mean(off_t) > _mean(off_l)) if off_t and off_l and on_t else None)
+    mixed = groups.get("mixed_transformer_mixed", [])
+    for g in MIXED_GRIDS + UNSEEN_GRIDS:
+        spec_key = f"main_transformer_{g}" if g in ("1x3", "2x5") else f"specialists_transformer_{g}"
+        m, sp = [r["evals"][g]["normalized"] for r in mixed if g in r["evals"]], _norms(groups, spec_key, g)
+        seen = "trained" if g in MIXED_GRIDS else "never seen"
+        add(f"6. one policy for every grid: mixed run on {g} ({seen}) >= 0.8 x specialist",
+            f"{_mean(m):.2f} vs {_mean(sp):.2f} (n = {len(m)}, {len(sp)})",
+            _mean(m) >= 0.8 * _mean(sp) if m and sp else None)
+    ft = [_first_frames(r["curve"], 0.8) for r in groups.get("main_transformer_2x5", [])]
+    fl = [_first_frames(r["curve"], 0.8) for r in groups.get("main_lstm_2x5", [])]
+    wt = [r["train_wall_s"] / r["frames_done"] for r in groups.get("main_transformer_2x5", [])]
+    wl = [r["train_wall_s"] / r["frames_done"] for r in groups.get("main_lstm_2x5", [])]
+    if ft and fl:
+        mt, ml = statistics.median(ft), statistics.median(fl)
+        ratio = _mean(wt) / _mean(wl)
+        add("7. 2x5: frames to 0.8 (median over seeds) transformer <= LSTM, wall per frame <= 1.6x",
+            f"{mt:.0f} vs {ml:.0f} frames; wall per frame {ratio:.2f}x", mt <= ml and ratio <= 1.6)
+    else:
+        add("7. 2x5: frames to 0.8 (median over seeds) transformer <= LSTM, wall per frame <= 1.6x", "-", None)
+    return out
 
 
 def _fmt(s: dict) -> str:
@@ -326,6 +388,10 @@ def markdown(summary: dict) -> str:
                 b = z["baselines"]
                 h = (b["heuristic"] - b["random"]) / (b["oracle"] - b["random"])
                 out.append(f"| {r['group']} | {g} | {_fmt(z['normalized'])} | {_fmt(z['score'])} | {h:.2f} |")
+    out += ["", "Targets:", "", "| target | result | met? |", "|---|---|---|"]
+    for c in summary.get("criteria", []):
+        met = {True: "yes", False: "**no**", None: "not run"}[c["met"]]
+        out.append(f"| {c['name']} | {c['result']} | {met} |")
     out += ["", "Welch t-test, transformer vs lstm normalized score (main suite):", ""]
     for g, t in summary["welch"].items():
         out.append(f"- {g}: difference {t['transformer_minus_lstm']}, t = {t['t']:.3g}, p = {t['p']:.3g} "
