@@ -214,7 +214,8 @@ def saved_float_storages(fn, *keep):
 
     def pack(t):
         ptr = t.untyped_storage().data_ptr()
-        if t.is_floating_point() and ptr not in known and t.untyped_storage().nbytes() > 0:  # torch 2.11's checkpoint saves an empty one
+        # torch 2.11's checkpoint saves an empty one
+        if t.is_floating_point() and ptr not in known and t.untyped_storage().nbytes() > 0:
             saved[ptr] = (tuple(t.shape), t.untyped_storage().nbytes())
         return t
 

@@ -211,7 +211,8 @@ class OraclePolicy(_ActionWriter):
             need = (need > 0).long()
         pending = (need * live).sum(-1)  # [E]
         # expected final contribution of live seeds (true gain, progress at the end, neighbours)
-        p_end = torch.where(live, s.progress + (1 - s.progress) * self._final_progress(w.rate[s.blueprint], left[:, None] - 1), s.progress)
+        final = self._final_progress(w.rate[s.blueprint], left[:, None] - 1)
+        p_end = torch.where(live, s.progress + (1 - s.progress) * final, s.progress)
         seeded = live | fossil
         p_nb = torch.cat([p_end * seeded, p_end.new_zeros(p_end.shape[0], 1)], 1)[:, sim.neighbours]  # [E, N, 4]
         bp_nb = torch.cat([s.blueprint, s.blueprint.new_zeros(s.blueprint.shape[0], 1)], 1)[:, sim.neighbours]

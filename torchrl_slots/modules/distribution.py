@@ -158,7 +158,9 @@ def _split_params(
             raise TypeError(f"({h!r}, 'mask') must be bool, got {masks[h].dtype}")
         if "slot_logits" in params[h].keys() and params[h]["slot_logits"] is not None:
             if h not in layout.SMALL_HEADS:
-                raise ValueError(f"({h!r}, 'slot_logits'): only the small heads {layout.SMALL_HEADS} take an additive slot term")
+                raise ValueError(
+                    f"({h!r}, 'slot_logits'): only the small heads {layout.SMALL_HEADS} take an additive slot term"
+                )
             slot_logits[h] = params[h]["slot_logits"]
     ops = layout.NUM_OPS
     op = logits["op"]

@@ -98,7 +98,8 @@ class FactoredHeads(nn.Module):
         self.op_head = nn.Linear(core_dim, layout.NUM_OPS)
         if slot_head == "pointer":
             self.op_embedding = nn.Embedding(n_ops, op_embed_dim)
-            self.slot_head = PointerHead(context_dim=core_dim, slot_dim=slot_dim, key_dim=key_dim, cond_dim=op_embed_dim)
+            self.slot_head = PointerHead(context_dim=core_dim, slot_dim=slot_dim, key_dim=key_dim,
+                                         cond_dim=op_embed_dim)
         else:
             self.slot_head = nn.Linear(core_dim, n_ops * num_slots)
         total = sum(_SMALL_SIZES)

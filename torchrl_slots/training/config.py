@@ -82,10 +82,10 @@ class PPOConfig:
         max_bad_updates: consecutive non-finite loss/gradient updates tolerated before stopping.
 
     Examples:
-        >>> PPOConfig(frames_per_batch=1000).validate(num_envs=16)
+        >>> PPOConfig(frames_per_batch=1000).validate(num_envs=16)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: frames_per_batch=1000 must be a multiple of num_envs=16 (each env contributes frames_per_batch / num_envs steps to a batch)
+        ValueError: frames_per_batch=1000 must be a multiple of num_envs=16 (each env contributes ...
     """
 
     lr: float = 3e-4
