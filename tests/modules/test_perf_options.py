@@ -237,7 +237,7 @@ def test_checkpointed_chunks_store_only_their_outputs():
 def test_take_and_broadcast_slot_repr_save_no_float_tensor():
     """Picking the (op, slot) row must keep only indices for backward, and a slot_repr broadcast
     over the batch (the flat trunk's learned slot embedding) must not be copied to [B', N, D]."""
-    from torchrl_slots.modules.distribution import _take
+    from torchrl_slots.modules.factored_core import _take
     from torchrl_slots.modules.heads import FactoredHeads
 
     leaf = torch.randn(5, 6, 7, 3, requires_grad=True)
