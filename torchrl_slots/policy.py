@@ -344,7 +344,7 @@ def registered_policies() -> list[str]:
 
 
 def env_num_slots(env: EnvBase) -> int:
-    """N from the env's specs, checking the DESIGN.md contract on the way."""
+    """N from the env's specs, checking the docs/design.md contract on the way."""
     spec = env.observation_spec
     keys = set(spec.keys(True, True))
     missing = [k for k in OBS_KEYS + MASK_KEYS if k not in keys]

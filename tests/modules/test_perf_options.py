@@ -1,4 +1,4 @@
-"""Speed/memory options of the Slot Transformer (issue 7): ``pack_slots``, ``chunk_rows``,
+"""Speed/memory options of the Slot Transformer: ``pack_slots``, ``chunk_rows``,
 ``checkpoint_chunk``, ``autocast``. Each must give the plain path's values (and gradients); the
 plain path is ``pack_slots=False, chunk_rows=None``."""
 

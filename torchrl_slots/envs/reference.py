@@ -1,4 +1,4 @@
-"""Reference policies, the anchors of every learning result (SIMULATOR.md).
+"""Reference policies, the anchors of every learning result (docs/simulator.md).
 
 * :class:`WaitPolicy` - always WAIT (score 0).
 * :class:`RandomPolicy` - uniformly random legal actions (op first, then that op's rows).

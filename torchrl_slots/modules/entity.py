@@ -7,7 +7,7 @@ the same parts:
 
 ``(entities, mask) -> SlotEncoderModule -> (cls, entity_repr) -> EntityPointer -> logits``
 ``-> MaskedCategorical`` (one head), or ``CompositeDistribution`` of one ``MaskedCategorical`` per
-head (two heads, independent given the state; see TORCHRL_NOTES.md "Composite").
+head (two heads, independent given the state; see docs/torchrl-notes.md "Composite").
 
 :func:`make_entity_critic` is a ``ValueOperator``: its own encoder pass and an MLP on the CLS.
 

@@ -1,4 +1,4 @@
-"""Factored action heads shared by both architectures (DESIGN.md "one joint distribution").
+"""Factored action heads shared by both architectures (docs/design.md "One distribution owns the factored action").
 
 :class:`FactoredHeads` turns the LSTM core ``[*B, H]`` and a per-slot representation
 ``[*B, N, D]`` into the parameters of
