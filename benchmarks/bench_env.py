@@ -2,7 +2,7 @@
 
 For num_envs in {64, 1024} x N in {3, 10, 50} (grids 1x3, 2x5, 5x10): warm-up, then timed
 ``env.step`` calls (the action sampling is outside the timer), median and spread. Prints a table
-and writes JSON (default ``benchmarks/results/bench_env.json``). Target (issue 2): one step of
+and writes JSON (default ``benchmarks/results/bench_env.json``). Target: one step of
 1024 envs x 50 slots under 10 ms on the 2-core CPU.
 
     python benchmarks/bench_env.py [--num-envs 64,1024] [--slots 3,10,50] [--steps 50] [--json PATH]

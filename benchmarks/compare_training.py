@@ -27,7 +27,6 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 

@@ -122,11 +122,13 @@ def summary(result, out: Path, files: list[str]) -> str:
     ev, base = result.final_eval, result.baselines
     lines = [f"\n{'policy':>12} {'eval score':>11} {'normalized':>11}   (same {base['random']['episodes']} episodes)"]
     gap = base["oracle"]["score"] - base["random"]["score"]
-    lines.append(f"{'this run':>12} {ev.get('eval/score', float('nan')):>11.2f} {ev.get('eval/score_normalized', float('nan')):>11.2f}")
+    score, normalized = ev.get("eval/score", float("nan")), ev.get("eval/score_normalized", float("nan"))
+    lines.append(f"{'this run':>12} {score:>11.2f} {normalized:>11.2f}")
     for name in ("wait", "random", "heuristic", "oracle"):
         s = base[name]["score"]
         lines.append(f"{name:>12} {s:>11.2f} {(s - base['random']['score']) / gap:>11.2f}")
-    lines.append(f"\n{result.frames} frames in {result.wall_time_s:.0f} s"
+    fps = result.frames / result.wall_time_s if result.wall_time_s > 0 else float("nan")
+    lines.append(f"\n{result.frames} frames in {result.wall_time_s:.0f} s ({fps:.0f} frames/s)"
                  + (" (interrupted; rerun with --resume to continue)" if result.interrupted else ""))
     lines.append(f"outputs in {out}/: logs/ (CSV or TensorBoard), checkpoint_*.pt, {', '.join(files)}")
     return "\n".join(lines)

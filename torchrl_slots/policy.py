@@ -104,10 +104,10 @@ class PolicyConfig:
         True
         >>> PolicyConfig.from_dict({"embed_dim": 64}).op_slot_pool  # version 1: the old head
         'sum'
-        >>> PolicyConfig(conditioning="none").validate()
+        >>> PolicyConfig(conditioning="none").validate()  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: op_from_slots=True needs conditioning='op' (independent heads have no joint (op, slot) softmax); pass op_from_slots=False with conditioning='none'
+        ValueError: op_from_slots=True needs conditioning='op' (independent heads have no joint ...
     """
 
     embed_dim: int = 64
@@ -219,19 +219,49 @@ class SlotPolicy(nn.Module):
             in_keys=["trunk_out", "recurrent_state_h", "recurrent_state_c"],
             out_keys=["core_raw", ("next", "recurrent_state_h"), ("next", "recurrent_state_c")],
         )
-        self.trunk = TensorDictSequential(
+        trunk_seq = TensorDictSequential(
             TensorDictModule(_TrunkAdapter(trunk), in_keys=OBS_KEYS, out_keys=["trunk_out", "slot_repr"]),
             self.lstm,
             TensorDictModule(self.core_norm, in_keys=["core_raw"], out_keys=["core"]),
         )
         params = TensorDictSequential(
-            self.trunk,
+            trunk_seq,
             TensorDictModule(_HeadsAdapter(heads), in_keys=["core", "slot_repr", *MASK_KEYS], out_keys=["params"]),
         )
-        self.actor = make_factored_actor(params, additive=True)
-        self.value_head = ValueOperator(self.value_net, in_keys=["core"])
-        self.value_network = TensorDictSequential(self.trunk, self.value_head)
+        value_head = ValueOperator(self.value_net, in_keys=["core"])
+        # The TensorDict wrappers reuse the modules registered above. They are kept out of
+        # ``_modules`` so that ``state_dict`` names every tensor once (``trunk_net.*``, ``heads_net.*``,
+        # ``lstm.lstm.*``, ``core_norm.*``, ``value_net.*``); ``.to()`` and friends reach the tensors
+        # through those registered modules, and :meth:`train` passes the mode on to the wrappers.
+        self._wrappers = {
+            "trunk": trunk_seq,
+            "actor": make_factored_actor(params, additive=True),
+            "value_head": value_head,
+            "value_network": TensorDictSequential(trunk_seq, value_head),
+        }
+        self.__dict__.update(self._wrappers)
+        self._legacy_keys = self._wrapper_key_aliases()
+        self.register_load_state_dict_pre_hook(_map_legacy_keys)
         self.critic_mode = critic_mode
+
+    def _wrapper_key_aliases(self) -> dict[str, str]:
+        """``{old key: key}``: where the wrappers' names (the layout of files saved before each tensor
+        had one key, e.g. ``actor.module.0.module.0.module.0.module.trunk.encoder.cls_token``) put
+        each tensor, and its one key now (``trunk_net.encoder.cls_token``)."""
+        canonical = {id(t): k for k, t in self.state_dict(keep_vars=True).items()}
+        aliases = {}
+        for name, wrapper in self._wrappers.items():
+            for key, tensor in wrapper.state_dict(keep_vars=True).items():
+                if id(tensor) not in canonical:  # a tensor outside the registered modules
+                    raise RuntimeError(f"SlotPolicy wrapper {name!r} holds an unregistered tensor {key!r}")
+                aliases[f"{name}.{key}"] = canonical[id(tensor)]
+        return aliases
+
+    def train(self, mode: bool = True) -> "SlotPolicy":
+        super().train(mode)
+        for wrapper in self._wrappers.values():
+            wrapper.train(mode)
+        return self
 
     @property
     def critic_mode(self) -> Literal["shared", "full"]:
@@ -310,6 +340,20 @@ class SlotPolicy(nn.Module):
         return torch.compile(self.actor, mode=mode, fullgraph=fullgraph)
 
 
+def _map_legacy_keys(policy: SlotPolicy, state_dict: dict, prefix: str, *args) -> None:
+    """``load_state_dict`` pre-hook: rename the old layout's wrapper keys to each tensor's one key.
+
+    A file saved before each tensor had one key holds every tensor under its module's key and again
+    under each wrapper that reaches it (the same values: ``torch.save`` kept them one storage);
+    the first is kept, the copies are dropped.
+    """
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        new = policy._legacy_keys.get(key[len(prefix):])
+        if new is not None:
+            value = state_dict.pop(key)
+            state_dict.setdefault(prefix + new, value)
+
+
 def atomic_save(obj: object, path: str | os.PathLike) -> None:
     """``torch.save`` to a temp file in the same folder, then rename over ``path``."""
     path = Path(path)
@@ -352,7 +396,7 @@ def registered_policies() -> list[str]:
 
 
 def env_num_slots(env: EnvBase) -> int:
-    """N from the env's specs, checking the DESIGN.md contract on the way."""
+    """N from the env's specs, checking the docs/design.md contract on the way."""
     spec = env.observation_spec
     keys = set(spec.keys(True, True))
     missing = [k for k in OBS_KEYS + MASK_KEYS if k not in keys]

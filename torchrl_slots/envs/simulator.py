@@ -1,4 +1,4 @@
-"""Batched seed-lifecycle dynamics on tensors ``[num_envs, N]`` (SIMULATOR.md).
+"""Batched seed-lifecycle dynamics on tensors ``[num_envs, N]`` (docs/simulator.md).
 
 Pure tensor code, no TorchRL: :class:`SeedSimulator` owns the state of ``E`` episodes and moves
 them one host epoch at a time. No Python loop runs over envs or slots; the few loops here run

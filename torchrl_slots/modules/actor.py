@@ -5,7 +5,7 @@ under ``"params"``) and a tensordict ``ProbabilisticTensorDictModule`` over
 :class:`~torchrl_slots.modules.distribution.FactoredActionDistribution` in a
 ``ProbabilisticTensorDictSequential``.
 
-Why recipe (b) (TORCHRL_NOTES.md "Composite (factored) discrete actions") and not torchrl's
+Why recipe (b) (docs/torchrl-notes.md "Composite (factored) discrete actions") and not torchrl's
 ``ProbabilisticActor``: tensordict's ``ProbabilisticTensorDictModule.forward`` samples through
 the distribution's own ``sample()`` (``_dist_sample``), so the op -> slot -> rest chain runs in
 one place, statelessly. torchrl's ``SafeProbabilisticModule.forward`` (the module inside
@@ -25,7 +25,7 @@ Defaults differ from ``ProbabilisticActor``'s: ``default_interaction_type`` is R
 chain. ``Collector`` sets RANDOM itself.
 
 The params module must never read ``("action", ...)``: the collector's carrier tensordict still
-holds the previous step's action (TORCHRL_NOTES.md); :func:`make_factored_actor` refuses it.
+holds the previous step's action (docs/torchrl-notes.md); :func:`make_factored_actor` refuses it.
 
 Examples:
     >>> import torch

@@ -1,17 +1,17 @@
 """The Slot Transformer encoder, the global-feature encoder, and their tensordict wrapper.
 
-:class:`SlotTransformerEncoder` treats each slot as a token (DESIGN.md): one shared ``Linear``
+:class:`SlotTransformerEncoder` treats each slot as a token (docs/design.md): one shared ``Linear``
 embeds every slot, a positional term adds its grid position, a learnable CLS token is prepended
 at position 0, and pre-LN transformer blocks mix the tokens. Masked slots are excluded as
 attention KEYS (nothing reads from them); the CLS key is never masked, so every query row has a
 legal key and no softmax is ever taken over an empty set (``nn.TransformerEncoder`` gives NaN
-there on some paths, TORCHRL_NOTES.md). Masked slots' outputs are zeroed.
+there on some paths, docs/torchrl-notes.md). Masked slots' outputs are zeroed.
 
 Attention is one call to :func:`torch.nn.functional.scaled_dot_product_attention` with a boolean
 ``attn_mask`` (True = attend). ``return_attention=True`` takes an explicit
 ``softmax(Q K^T / sqrt(d))`` path instead, with the same outputs, to return the weights.
 
-Speed options (issue 7, "50+ slots"; all give the plain path's values, see the tests):
+Speed options (for 50+ slots; all give the plain path's values, see the tests):
 
 * ``pack_slots`` (default True): the enabled slots of each row are gathered to the front (a
   stable sort on the mask) and the token axis is cut to the largest number of enabled slots in
@@ -450,7 +450,7 @@ class SlotEncoderModule(TensorDictModule):
     Args:
         encoder: the encoder to run.
         in_keys: ``(features, mask)`` or ``(features, mask, row, col)``. Default: the
-            ``("observation", ...)`` keys of DESIGN.md, ``slots``, ``slot_mask``, ``slot_row``,
+            ``("observation", ...)`` keys of docs/design.md, ``slots``, ``slot_mask``, ``slot_row``,
             ``slot_col``; without the last two when the encoder has ``positional="none"``.
         out_keys: ``(cls, slot_repr)`` or ``(cls, slot_repr, attention)``; with three keys the
             attention weights are written too. Default ``("cls", "slot_repr")``.

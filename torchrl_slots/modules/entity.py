@@ -67,10 +67,10 @@ def check_entity_mask(mask: torch.Tensor, mask_key: NestedKey = "mask", what: st
 
     Examples:
         >>> check_entity_mask(torch.tensor([[True, False], [False, True]]))
-        >>> check_entity_mask(torch.tensor([[True, False], [False, False]]), ("items", "mask"))
+        >>> check_entity_mask(torch.tensor([[True, False], [False, False]]), ("items", "mask"))  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: no valid entity in ('items', 'mask') at batch index (1,) (1 of 2 states have none): every state needs at least one True entry (MaskedCategorical gives NaN otherwise)
+        ValueError: no valid entity in ('items', 'mask') at batch index (1,) (1 of 2 states have none): every state ...
     """
     if mask.dtype != torch.bool or mask.dim() < 1:
         raise ValueError(f"{mask_key!r} must be a bool tensor [*B, N], got {mask.dtype} {tuple(mask.shape)}")

@@ -1,4 +1,4 @@
-"""Factored action heads shared by both architectures (DESIGN.md "one joint distribution").
+"""Factored action heads shared by both architectures (docs/design.md "One distribution owns the factored action").
 
 :class:`FactoredHeads` turns the LSTM core ``[*B, H]`` and a per-slot representation
 ``[*B, N, D]`` into the parameters of
@@ -129,7 +129,8 @@ class FactoredHeads(nn.Module):
         self.op_head = nn.Linear(core_dim, layout.NUM_OPS)
         if slot_head == "pointer":
             self.op_embedding = nn.Embedding(n_ops, op_embed_dim)
-            self.slot_head = PointerHead(context_dim=core_dim, slot_dim=slot_dim, key_dim=key_dim, cond_dim=op_embed_dim)
+            self.slot_head = PointerHead(context_dim=core_dim, slot_dim=slot_dim, key_dim=key_dim,
+                                         cond_dim=op_embed_dim)
         else:
             self.slot_head = nn.Linear(core_dim, n_ops * num_slots)
         total = sum(_SMALL_SIZES)

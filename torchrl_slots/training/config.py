@@ -114,10 +114,10 @@ class PPOConfig:
             an epoch exceeds ``1.5 * target_kl``; ``None`` = off.
 
     Examples:
-        >>> PPOConfig(frames_per_batch=1000).validate(num_envs=16)
+        >>> PPOConfig(frames_per_batch=1000).validate(num_envs=16)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: frames_per_batch=1000 must be a multiple of num_envs=16 (each env contributes frames_per_batch / num_envs steps to a batch)
+        ValueError: frames_per_batch=1000 must be a multiple of num_envs=16 (each env contributes ...
     """
 
     lr: float = 3e-4

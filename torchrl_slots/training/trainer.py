@@ -37,7 +37,6 @@ from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 from torchrl.record.loggers import Logger
 
-from torchrl_slots import layout
 from torchrl_slots.envs import MixedGridEnv, SeedLifecycleEnv
 from torchrl_slots.policy import PolicyConfig, SlotPolicy, create_policy
 from torchrl_slots.training.checkpoint import TRAINING_FORMAT, CheckpointManager, check_resumable
