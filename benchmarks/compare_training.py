@@ -118,7 +118,8 @@ def make_specs(args: argparse.Namespace) -> list[dict]:
                     add("large", arch, "5x10", s, AUTO40)
         elif suite == "mixed":  # one transformer on every grid of MIXED_GRIDS at once
             for s in few:
-                add("mixed", "transformer", "mixed", s, zero_shot=MIXED_GRIDS + UNSEEN_GRIDS, grids=MIXED_GRIDS)
+                add("mixed", "transformer", "mixed", s, policy={"positional": "fourier"},
+                    zero_shot=MIXED_GRIDS + UNSEEN_GRIDS, grids=MIXED_GRIDS)
         elif suite == "specialists":  # transformers trained on one grid each (1x3 and 2x5: suite main)
             for s in few:
                 for g in ("3x6", "5x10") + UNSEEN_GRIDS:
@@ -340,7 +341,7 @@ def criteria(groups: dict[str, list[dict]]) -> list[dict]:
     add("5. 2x5 scaffolding off: transformer >= 0.9 x its scaffolding-on score and > LSTM off",
         f"{_mean(off_t):.2f} vs on {_mean(on_t):.2f}; LSTM off {_mean(off_l):.2f} (n = {len(off_t)}, {len(off_l)})",
         (_mean(off_t) >= 0.9 * _mean(on_t) and _mean(off_t) > _mean(off_l)) if off_t and off_l and on_t else None)
-    mixed = groups.get("mixed_transformer_mixed", [])
+    mixed = groups.get("mixed_transformer_mixed_positional-fourier", [])
     for g in MIXED_GRIDS + UNSEEN_GRIDS:
         spec_key = f"main_transformer_{g}" if g in ("1x3", "2x5") else f"specialists_transformer_{g}"
         m, sp = [r["evals"][g]["normalized"] for r in mixed if g in r["evals"]], _norms(groups, spec_key, g)
