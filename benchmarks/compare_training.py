@@ -132,6 +132,26 @@ def make_specs(args: argparse.Namespace) -> list[dict]:
     return specs
 
 
+def ppo_kwargs(spec: dict) -> dict:
+    """PPOConfig arguments of a spec; ``"entropy_coeff.HEAD": c`` items set one head's coefficient
+    (the others keep PPOConfig's default).
+
+    Examples:
+        >>> ppo_kwargs({"frames_per_batch": 800, "frames": 1600, "ppo": {"entropy_coeff.op": 0.2}})["entropy_coeff"]["op"]
+        0.2
+    """
+    kw = {"frames_per_batch": spec["frames_per_batch"], "total_frames": spec["frames"]}
+    per_head = {}
+    for key, value in spec.get("ppo", {}).items():
+        if key.startswith("entropy_coeff."):
+            per_head[key.split(".", 1)[1]] = value
+        else:
+            kw[key] = value
+    if per_head:
+        kw["entropy_coeff"] = {**PPOConfig(**kw).entropy_coeffs(), **per_head}
+    return kw
+
+
 def run_one(spec: dict, out_dir: str) -> dict:
     """Train one run, evaluate it (and zero-shot grids), write ``runs/<name>.json``."""
     torch.set_num_threads(1)
@@ -143,8 +163,7 @@ def run_one(spec: dict, out_dir: str) -> dict:
     else:
         rows, cols = grid(spec["grid"])
         env = EnvConfig(num_envs=spec["num_envs"], rows=rows, cols=cols, lifecycle=lifecycle)
-    ppo = PPOConfig(**{"frames_per_batch": spec["frames_per_batch"], "total_frames": spec["frames"],
-                       **spec.get("ppo", {})})
+    ppo = PPOConfig(**ppo_kwargs(spec))
     opts = RunOptions(seed=spec["seed"], eval_interval=spec["eval_interval"], eval_episodes=spec["eval_episodes"],
                       eval_seed=EVAL_SEED)
     t0 = time.perf_counter()

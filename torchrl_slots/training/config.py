@@ -81,6 +81,10 @@ class EnvConfig:
         return _from_dict(cls, data)
 
 
+#: PPOConfig's default per-head entropy coefficients.
+DEFAULT_ENTROPY_COEFFS: dict[str, float] = {h: (0.2 if h == "op" else 0.05) for h in layout.HEADS}
+
+
 @dataclass
 class PPOConfig:
     """PPO hyper-parameters; the defaults follow the Esper seed plan.
@@ -93,7 +97,9 @@ class PPOConfig:
             shaping term changes the optimal policy: :func:`~torchrl_slots.training.train` checks.
         gae_lambda: GAE lambda (0.98).
         normalize_advantage: normalise advantages per minibatch (True).
-        entropy_coeff: one coefficient for every head (0.05), or a map with a value for EVERY head
+        entropy_coeff: a map with a coefficient for EVERY head, default ``op`` 0.2 and 0.05 for the
+            others (:data:`DEFAULT_ENTROPY_COEFFS`; a larger op bonus keeps PPO off the wait-only
+            plateau: on seeds where 0.05 ended wait-only, 0.2 escaped), or one float for every head
             of :data:`torchrl_slots.layout.HEADS`.
         critic_coeff: value-loss weight (0.5).
         max_grad_norm: gradient clipping norm (0.5).
@@ -126,7 +132,7 @@ class PPOConfig:
     gamma: float = 0.995
     gae_lambda: float = 0.98
     normalize_advantage: bool = True
-    entropy_coeff: float | dict[str, float] = 0.05
+    entropy_coeff: float | dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ENTROPY_COEFFS))
     critic_coeff: float = 0.5
     max_grad_norm: float = 0.5
     epochs: int = 4
