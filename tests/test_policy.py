@@ -75,7 +75,7 @@ def test_clip_ppo_loss_ratio_one_single_trunk_pass_and_gradients(arch):
 def test_critic_uses_the_fresh_core_not_the_stored_one():
     env, policy = make("transformer")
     td = rollout(env, policy)
-    td["core"] = torch.full_like(td["core"], 100.0)  # a stale core in the batch must not be used
+    td["core"] = torch.full((*td.shape, policy.config.lstm_hidden), 100.0)  # a stale core must not be used
     td["advantage"] = torch.zeros(*td.shape, 1)
     td["value_target"] = torch.zeros(*td.shape, 1)
     ClipPPOLoss(policy.actor, policy.critic, entropy_coeff=0.0)(td)["loss_critic"].backward()

@@ -29,9 +29,11 @@ from tensordict.nn import TensorDictModule, TensorDictModuleBase, TensorDictSequ
 from torch import nn
 from torchrl.envs import EnvBase, InitTracker, Transform
 from torchrl.modules import LSTMModule, ValueOperator
+from torchrl.modules.tensordict_module.rnn import recurrent_mode
 
 from torchrl_slots import layout
 from torchrl_slots.modules.actor import make_factored_actor, param_keys
+from torchrl_slots.modules._guards import host_checks_possible, under_functorch
 from torchrl_slots.modules.heads import FactoredHeads
 from torchrl_slots.modules.init import init_lstm, init_output_layer, init_weights
 from torchrl_slots.modules.trunks import FlatTrunk, TransformerTrunk
@@ -118,12 +120,75 @@ class PolicyConfig:
 
 
 class _TrunkAdapter(nn.Module):
+    """Checks the observation at the policy's input, then runs the trunk.
+
+    In eager mode a non-finite value in ``("observation", "base")`` or in an ENABLED slot of
+    ``("observation", "slots")`` raises a ``ValueError`` naming the key and the first batch index
+    (otherwise sampling fails deep inside torch and the value is NaN); masked slots may hold
+    anything. Under ``torch.compile`` and ``torch.vmap`` the check is skipped (it needs a host
+    read): non-finite inputs then give NaN logits and values, and sampling raises torch's
+    "probability tensor contains inf, nan" error.
+    """
+
     def __init__(self, trunk: nn.Module) -> None:
         super().__init__()
         self.trunk = trunk
 
     def forward(self, base, slots, slot_mask, slot_row, slot_col):
+        _check_observation(base, slots, slot_mask, self.trunk)
         return self.trunk(base, slots, slot_mask, slot_row, slot_col)
+
+
+def _check_observation(base: torch.Tensor, slots: torch.Tensor, slot_mask: torch.Tensor, trunk: nn.Module) -> None:
+    dtype = next(trunk.parameters()).dtype
+    for key, value in ((("observation", "base"), base), (("observation", "slots"), slots)):
+        if value.dtype != dtype:
+            raise ValueError(
+                f"{key} must have dtype {dtype} (the policy's parameters), got {value.dtype}; "
+                f"cast the observation (e.g. with torchrl's DTypeCastTransform) or the policy"
+            )
+    if slot_mask.dtype != torch.bool:
+        raise ValueError(f"('observation', 'slot_mask') must have dtype torch.bool, got {slot_mask.dtype}")
+    if not host_checks_possible(base, slots, slot_mask):
+        return
+    bad_base = ~torch.isfinite(base).all(-1)  # [*B]
+    bad_slots = (~torch.isfinite(slots).all(-1) & slot_mask).any(-1)  # [*B], enabled slots only
+    for key, bad in ((("observation", "base"), bad_base), (("observation", "slots"), bad_slots)):
+        if bool(bad.any()):
+            index = tuple(int(i) for i in bad.nonzero()[0])
+            where = "" if key[1] == "base" else " (in an enabled slot)"
+            raise ValueError(f"{key} holds NaN or inf{where} at batch index {index}; expected finite values")
+
+
+#: Keys the trunk writes on its way to the heads; kept out of the collected data.
+_TRUNK_INTERMEDIATES = ("trunk_out", "slot_repr", "core_raw", "core")
+
+
+class _SharedCritic(TensorDictModuleBase):
+    """Value head on ``"core"`` when the tensordict has one, else trunk + value head.
+
+    Its ``in_keys`` are the trunk's (``"core"`` is not one): ``GAE`` selects ``in_keys`` from the
+    data and its ``("next", ...)`` part, so it always runs the trunk on both; ``ClipPPOLoss``
+    passes the whole tensordict, in which ``get_dist`` has just written a fresh ``"core"``.
+    """
+
+    def __init__(self, trunk: TensorDictSequential, value_head: TensorDictModuleBase) -> None:
+        super().__init__()
+        self.trunk, self.value_head = trunk, value_head
+        self.in_keys = list(trunk.in_keys)
+        self.out_keys = list(value_head.out_keys)
+
+    def forward(self, tensordict):
+        if "core" not in tensordict.keys():
+            base = tensordict.get(OBS_KEYS[0], None)
+            if base is not None and under_functorch(base) and recurrent_mode():
+                raise RuntimeError(
+                    "policy.critic cannot run the LSTM core in recurrent mode under torch.vmap (TorchRL's "
+                    "LSTMModule splits the sequences at resets on the host): pass deactivate_vmap=True to "
+                    "GAE (or ClipPPOLoss.make_value_estimator), or use policy.value_network"
+                )
+            tensordict = self.trunk(tensordict)
+        return self.value_head(tensordict)
 
 
 class _HeadsAdapter(nn.Module):
@@ -177,8 +242,14 @@ class SlotPolicy(nn.Module):
             TensorDictModule(_HeadsAdapter(heads), in_keys=["core", "slot_repr", *MASK_KEYS], out_keys=PARAM_KEYS),
         )
         self.actor = make_factored_actor(params)
+        # Collected data keeps no trunk intermediates: a "core" stored at collection time would be
+        # stale after the first update, and GAE stacks td and td["next"], which must have the same
+        # keys. get_dist (what ClipPPOLoss calls) still writes them, for the shared critic.
+        self.actor.select_out_keys(*[k for k in self.actor.out_keys if k not in _TRUNK_INTERMEDIATES])
         self.value_head = ValueOperator(self.value_net, in_keys=["core"])
         self.value_network = TensorDictSequential(self.trunk, self.value_head)
+        # not a registered submodule: its parts already are (one state_dict key per tensor)
+        self.__dict__["_shared_critic"] = _SharedCritic(self.trunk, self.value_head)
         self.critic_mode = critic_mode
 
     @property
@@ -193,8 +264,14 @@ class SlotPolicy(nn.Module):
 
     @property
     def critic(self) -> TensorDictModuleBase:
-        """The critic for ``ClipPPOLoss``, derived from :attr:`critic_mode`."""
-        return self.value_head if self._critic_mode == "shared" else self.value_network
+        """The critic for ``ClipPPOLoss``, derived from :attr:`critic_mode`.
+
+        ``"shared"``: the value head on the ``"core"`` that the actor's ``get_dist`` has just
+        written (one trunk pass per loss call); on a tensordict without ``"core"`` (collected
+        data, ``GAE(value_network=policy.critic)``, a plain ``policy.critic(td)``) it runs the
+        trunk first. ``"full"``: always trunk + value head (:attr:`value_network`).
+        """
+        return self._shared_critic if self._critic_mode == "shared" else self.value_network
 
     def transforms(self) -> list[Transform]:
         """What the env needs for this policy: ``InitTracker`` and the LSTM state primer."""

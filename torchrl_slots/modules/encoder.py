@@ -2,23 +2,27 @@
 
 :class:`SlotTransformerEncoder` treats each slot as a token (DESIGN.md): one shared ``Linear``
 embeds every slot, a positional term adds its grid position, a learnable CLS token is prepended
-at position 0, and pre-LN transformer blocks mix the tokens. Masked slots are excluded as
-attention KEYS (nothing reads from them); the CLS key is never masked, so every query row has a
-legal key and no softmax is ever taken over an empty set (``nn.TransformerEncoder`` gives NaN
-there on some paths, TORCHRL_NOTES.md). Masked slots' outputs are zeroed.
+at position 0, and pre-LN transformer blocks mix the tokens. Masked slots' features are replaced
+by zeros before the embedding (so NaN, inf or 1e30 in padding cannot reach anything: attention's
+``0 * NaN`` would otherwise spread it), and masked slots are excluded as attention KEYS (nothing
+reads from them); the CLS key is never masked, so every query row has a legal key and no softmax
+is ever taken over an empty set (``nn.TransformerEncoder`` gives NaN there on some paths,
+docs/torchrl-notes.md). Masked slots' outputs are zeroed.
 
 Attention is one call to :func:`torch.nn.functional.scaled_dot_product_attention` with a boolean
 ``attn_mask`` (True = attend). ``return_attention=True`` takes an explicit
 ``softmax(Q K^T / sqrt(d))`` path instead, with the same outputs, to return the weights.
 
-Speed options (issue 7, "50+ slots"; all give the plain path's values, see the tests):
+Speed options ("50+ slots"; all give the plain path's values, see the tests):
 
 * ``pack_slots`` (default True): the enabled slots of each row are gathered to the front (a
   stable sort on the mask) and the token axis is cut to the largest number of enabled slots in
   the chunk of rows (``chunk_rows``), so absent slots cost no attention or FFN work. Outputs
   are scattered back to ``[*B, N, D]``; absent slots get zeros, as on the plain path. It reads
-  the counts on the host (one sync), so it is skipped while ``torch.compile`` traces and with
-  ``return_attention=True``; a chunk whose rows enable every slot is not gathered.
+  the counts on the host (one sync), so it is skipped while ``torch.compile`` traces, under
+  ``torch.vmap`` (e.g. TorchRL's ``GAE`` without ``deactivate_vmap``: a batched tensor has no
+  host value) and with ``return_attention=True``; a chunk whose rows enable every slot is not
+  gathered.
 * ``chunk_rows`` (default 256): the rows ``B' = prod(*B)`` (no row attends to another) go
   through the transformer in chunks of this many rows. Same values. On CPU it is much faster than
   one big batch (at 2048 rows x 51 tokens fwd+bwd: ~1.23 s vs ~1.7 s, 1 thread): every
@@ -50,6 +54,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from torchrl_slots import layout
+from torchrl_slots.modules._guards import host_checks_possible
 from torchrl_slots.modules.positional import SlotPositionalEncoding, make_positional
 
 __all__ = ["GlobalEncoder", "SlotEncoderModule", "SlotTransformerEncoder", "TransformerBlock"]
@@ -306,7 +311,7 @@ class SlotTransformerEncoder(nn.Module):
             split = [[i] * len(f_chunks) if i.ndim == 1 else list(i.split(chunk)) for i in ids]
             id_chunks = list(zip(*split))
         packs: list[int | None] = [None] * len(f_chunks)
-        if self.pack_slots and rows > 0 and not torch.compiler.is_compiling():
+        if self.pack_slots and rows > 0 and host_checks_possible(mask):
             maxima = torch.stack([m.sum(-1).amax() for m in mask_chunks]).tolist()  # one host sync
             packs = [k if k < n else None for k in maxima]
         if len(f_chunks) == 1 and not use_checkpoint:
@@ -332,6 +337,8 @@ class SlotTransformerEncoder(nn.Module):
         slots first take part (a learned position table is looked up on the packed ids; Fourier
         positions are computed over all N first, since their extent counts every slot)."""
         b, n, d = mask.shape[0], mask.shape[1], self.embed_dim
+        # padding must not be able to influence anything, whatever its value (NaN, inf, 1e30)
+        feats = feats.masked_fill(~mask[..., None], 0.0)  # [b, N, F]
         # a learned table looks each slot up on its own: it can run on the packed ids; the Fourier
         # encoding's extent counts all N ids, so it runs before packing
         per_slot = isinstance(self.positional, SlotPositionalEncoding)
