@@ -32,6 +32,8 @@ from torchrl.modules import LSTMModule, ValueOperator
 from torchrl.modules.tensordict_module.rnn import recurrent_mode
 
 from torchrl_slots import layout
+from torchrl_slots._integrity import DamagedFileError, safe_load, verify_checksum, with_checksum
+from torchrl_slots.envs.config import check_int, check_real
 from torchrl_slots.modules.actor import make_factored_actor, param_keys
 from torchrl_slots.modules._guards import host_checks_possible, under_functorch
 from torchrl_slots.modules.heads import FactoredHeads
@@ -107,6 +109,36 @@ class PolicyConfig:
     checkpoint_chunk: int | None = None
     autocast: Literal["bf16"] | None = None
     op_from_slots: bool = True
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the field for a value no policy can be built with (sizes
+        that are not positive ints, a dropout outside ``[0, 1)``, unknown choices). Runs at
+        construction; the encoder checks the combinations (``embed_dim % num_heads``).
+
+        Examples:
+            >>> PolicyConfig(num_layers=0)
+            Traceback (most recent call last):
+            ...
+            ValueError: PolicyConfig.num_layers must be >= 1, got 0
+        """
+        for name in ("embed_dim", "num_heads", "num_layers", "ffn_dim", "feature_dim", "lstm_hidden", "key_dim",
+                     "op_embed_dim", "max_rows", "max_cols"):
+            check_int(f"PolicyConfig.{name}", getattr(self, name), minimum=1)
+        for name in ("chunk_rows", "checkpoint_chunk"):
+            if getattr(self, name) is not None:
+                check_int(f"PolicyConfig.{name}", getattr(self, name), minimum=1, what="None or an int >= 1")
+        check_real("PolicyConfig.dropout", self.dropout, minimum=0.0)
+        if self.dropout >= 1.0:
+            raise ValueError(f"PolicyConfig.dropout must be in [0, 1), got {self.dropout}")
+        choices = {"conditioning": ("op", "none"), "positional": ("learned", "fourier", "none"),
+                   "autocast": (None, "bf16"), "pack_slots": (True, False), "op_from_slots": (True, False)}
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if not any(value is a or (isinstance(a, str) and value == a) for a in allowed):
+                raise ValueError(f"PolicyConfig.{name} must be one of {list(allowed)}, got {value!r}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "PolicyConfig":
@@ -284,13 +316,17 @@ class SlotPolicy(nn.Module):
     def payload(self) -> dict:
         """Config + weights as a plain dict (what :meth:`save` writes; also stored inside training
         checkpoints)."""
-        return {
+        payload = {
             "format": CHECKPOINT_FORMAT,
             "arch": self.arch,
             "config": asdict(self.config),
             "num_slots": self.num_slots,
             "state_dict": self.state_dict(),
         }
+        grid = getattr(self, "grid", None)
+        if grid is not None:  # the grid it was built on (older files have none)
+            payload["grid"] = [int(grid[0]), int(grid[1])]
+        return with_checksum(payload)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write config + weights atomically (temp file + rename); readable with
@@ -301,11 +337,13 @@ class SlotPolicy(nn.Module):
     def load(cls, path: str | os.PathLike, env: EnvBase, *, arch: str | None = None) -> "SlotPolicy":
         """Rebuild a saved policy for ``env`` (a transformer checkpoint fits any grid size).
 
-        Raises ``ValueError`` when the file is not a SlotPolicy checkpoint, when ``arch`` is given
-        and differs from the saved one, or when the saved weights do not fit this env (the flat
-        LSTM on another N).
+        Raises ``ValueError`` when the file is not a SlotPolicy checkpoint, or is damaged (its
+        sha256 checksum, when it has one, does not match; ``"not a torchrl_slots checkpoint, or
+        damaged: FILE (reason)"``), when ``arch`` is given and differs from the saved one, or when
+        the saved weights do not fit this env (the flat LSTM on another N, missing or unexpected
+        keys); ``FileNotFoundError`` when there is no file.
         """
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = safe_load(path)
         return cls.from_payload(payload, env, arch=arch, source=str(path))
 
     @classmethod
@@ -315,12 +353,24 @@ class SlotPolicy(nn.Module):
         path = source
         if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a SlotPolicy checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+        verify_checksum(payload, path)
+        absent = [k for k in ("arch", "config", "num_slots", "state_dict") if k not in payload]
+        if absent:
+            raise DamagedFileError(path, f"the policy payload lacks the entries {absent}")
         saved_arch = payload["arch"]
         if arch is not None and arch != saved_arch:
             raise ValueError(f"{path} holds a {saved_arch!r} policy, but arch={arch!r} was asked for")
         policy = create_policy(saved_arch, env, PolicyConfig.from_dict(payload["config"]))
+        state = payload["state_dict"]
+        expected = set(policy.state_dict())
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        if missing or unexpected:
+            raise ValueError(
+                f"the {saved_arch!r} checkpoint {path} does not match this policy's parameters: missing keys "
+                f"{missing}, unexpected keys {unexpected}"
+            )
         try:
-            policy.load_state_dict(payload["state_dict"])
+            policy.load_state_dict(state)
         except RuntimeError as err:
             raise ValueError(
                 f"the {saved_arch!r} checkpoint {path} (built for {payload['num_slots']} slots) does not fit "
@@ -428,6 +478,9 @@ def create_policy(arch: str, env: EnvBase, config: PolicyConfig | None = None,
     _check_conditioning(env, config)
     policy = _REGISTRY[arch](env, config)
     policy.critic_mode = critic_mode
+    base = getattr(env, "base_env", env)
+    rows, cols = getattr(base, "rows", None), getattr(base, "cols", None)
+    policy.grid = (rows, cols) if isinstance(rows, int) and isinstance(cols, int) else None
     return policy.to(_env_device(env))
 
 

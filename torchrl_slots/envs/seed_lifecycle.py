@@ -145,6 +145,14 @@ class SeedLifecycleEnv(EnvBase):
         if self._state is None:
             raise RuntimeError("SeedLifecycleEnv.step() called before reset()")
         s, sim, cfg = self._state, self.sim, self.config
+        finished = s.epoch >= cfg.max_epochs  # [E]
+        if not torch.compiler.is_compiling() and bool(finished.any()):
+            envs = finished.nonzero().flatten().tolist()
+            raise RuntimeError(
+                f"SeedLifecycleEnv.step() after the last epoch (max_epochs={cfg.max_epochs}) of envs {envs} "
+                f"without a reset: reset them first (env.reset() or a '_reset' mask; collectors and "
+                f"env.rollout do this themselves)"
+            )
         action = self._read_action(tensordict)
         legal = self._legal(action)
         if cfg.invalid_action == "raise" and not bool(legal.all()):

@@ -189,6 +189,8 @@ class SlotTransformerEncoder(nn.Module):
         for name, rows in (("chunk_rows", chunk_rows), ("checkpoint_chunk", checkpoint_chunk)):
             if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
                 raise ValueError(f"{name} must be None or a positive number of rows, got {rows!r}")
+        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f"num_layers must be a positive int (transformer blocks), got {num_layers!r}")
         if autocast not in (None, "bf16"):
             raise ValueError(f"autocast must be None or 'bf16', got {autocast!r}")
         if embed_dim <= 0 or embed_dim % 2:

@@ -39,6 +39,7 @@ from torchrl.record.loggers import Logger
 
 from torchrl_slots import layout
 from torchrl_slots.envs import SeedLifecycleEnv
+from torchrl_slots.envs.config import check_int
 from torchrl_slots.policy import PolicyConfig, SlotPolicy, create_policy
 from torchrl_slots.training.checkpoint import TRAINING_FORMAT, CheckpointManager, check_resumable
 from torchrl_slots.training.config import Collection, EnvConfig, PPOConfig
@@ -112,8 +113,28 @@ def _check_configs(env: EnvConfig, ppo: PPOConfig, opts: RunOptions) -> None:
         raise ValueError(f"collector must be 'sync', 'multisync' or 'ray', got {opts.collector!r}")
     if opts.collector != "sync" and (opts.workers < 1 or env.num_envs % opts.workers):
         raise ValueError(f"workers={opts.workers} must divide num_envs={env.num_envs}")
-    if opts.eval_interval < 1 or opts.checkpoint_interval < 1 or opts.eval_episodes < 1:
-        raise ValueError("eval_interval, checkpoint_interval and eval_episodes must be >= 1")
+    for name in ("eval_interval", "checkpoint_interval", "eval_episodes", "keep_checkpoints", "workers"):
+        check_int(f"RunOptions.{name}", getattr(opts, name), minimum=1)
+    check_int("RunOptions.seed", opts.seed)
+    if opts.eval_seed is not None:
+        check_int("RunOptions.eval_seed", opts.eval_seed, what="None or an int")
+
+
+def _check_output_dir(output_dir: Path | None, resume: bool) -> None:
+    """Refuse, before any work, an ``output_dir`` that is a file, or (without ``resume``) one that
+    holds another run's logs; a folder with checkpoints is refused by the resume check."""
+    if output_dir is None:
+        return
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"output_dir {output_dir} exists and is not a directory")
+    logs = output_dir / "logs"
+    has_checkpoints = any(output_dir.glob("checkpoint_*.pt")) if output_dir.is_dir() else False
+    if not resume and not has_checkpoints and logs.is_dir() and any(logs.iterdir()):
+        raise ValueError(
+            f"{output_dir} already holds another run's logs ({logs}); the logger would append to them. Pass "
+            f"resume=True (--resume) to continue that run, or choose another output directory (nothing was "
+            f"overwritten)"
+        )
 
 
 def _env_factory(env: EnvConfig, policy: SlotPolicy, num_envs: int, seed: int, device: str) -> Callable[[], EnvBase]:
@@ -270,6 +291,8 @@ def train(
     ppo = ppo_config or PPOConfig()
     opts = options or RunOptions()
     _check_configs(env_cfg, ppo, opts)
+    pcfg.validate()
+    _check_output_dir(Path(output_dir) if output_dir is not None else None, resume)
     run = _run_dict(arch, env_cfg, pcfg, ppo, opts)
     ckpts = CheckpointManager(output_dir, keep=opts.keep_checkpoints) if output_dir is not None else None
     saved = _load_for_resume(ckpts, run, resume)
@@ -311,9 +334,9 @@ def _load_for_resume(ckpts: CheckpointManager | None, run: dict[str, Any], resum
         return None
     if latest is None:
         raise ValueError(f"resume=True but {ckpts.directory} holds no checkpoint_*.pt")
-    saved = ckpts.load_latest()
-    check_resumable(saved["run"], run, latest)
-    logger.info("resuming from %s at %d frames", latest, saved["frames"])
+    saved, path = ckpts.load_latest_with_path()
+    check_resumable(saved["run"], run, path)
+    logger.info("resuming from %s at %d frames", path, saved["frames"])
     return saved
 
 
