@@ -108,4 +108,6 @@ def _reason(err: BaseException) -> str:
     first = text.strip().splitlines()[0] if text.strip() else ""
     if len(first) > 160:
         first = first[:160] + "..."
-    return f"{type(err).__name__}: {first}" if first else f"{type(err).__name__}, the file is truncated or not a torch file"
+    if not first:
+        return f"{type(err).__name__}, the file is truncated or not a torch file"
+    return f"{type(err).__name__}: {first}"

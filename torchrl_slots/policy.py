@@ -34,8 +34,8 @@ from torchrl.modules.tensordict_module.rnn import recurrent_mode
 from torchrl_slots import layout
 from torchrl_slots._integrity import DamagedFileError, safe_load, verify_checksum, with_checksum
 from torchrl_slots.envs.config import check_int, check_real
-from torchrl_slots.modules.actor import make_factored_actor, param_keys
 from torchrl_slots.modules._guards import host_checks_possible, under_functorch
+from torchrl_slots.modules.actor import make_factored_actor, param_keys
 from torchrl_slots.modules.heads import FactoredHeads
 from torchrl_slots.modules.init import init_lstm, init_output_layer, init_weights
 from torchrl_slots.modules.trunks import FlatTrunk, TransformerTrunk

@@ -4,7 +4,6 @@ checked up front (finite, sign, int-ness), and the env refuses to step past its 
 import math
 
 import pytest
-import torch
 
 from torchrl_slots.envs import LifecycleConfig, SeedLifecycleEnv
 from torchrl_slots.policy import PolicyConfig

@@ -119,7 +119,8 @@ def test_float64_observation_names_key_and_expected_dtype():
     policy, td = _rollout("transformer")
     td = td[:, 0].clone()
     td["observation", "slots"] = td["observation", "slots"].double()
-    with pytest.raises(ValueError, match=r"\('observation', 'slots'\) must have dtype torch.float32.*got torch.float64"):
+    expected = r"\('observation', 'slots'\) must have dtype torch.float32.*got torch.float64"
+    with pytest.raises(ValueError, match=expected):
         policy.actor(td)
 
 

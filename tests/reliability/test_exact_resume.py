@@ -2,7 +2,6 @@
 bit-identical, on CPU, to the same run done in one go: the checkpoint holds the env's full tensor
 state, the collector's carrier (next observation, LSTM state) and every RNG."""
 
-import pytest
 import torch
 
 from torchrl_slots.policy import PolicyConfig

@@ -91,7 +91,8 @@ def _fuzz_episode(setup, data):
             assert any(f"'{h}'" in msg or f"{h}=" in msg for h in layout.HEADS), msg
             continue
         assert kind != "out_of_range" or not bool(
-            torch.stack([((action["action", h] < 0) | (action["action", h] >= sizes[h])).any() for h in layout.HEADS]).any()
+            torch.stack([((action["action", h] < 0) | (action["action", h] >= sizes[h])).any()
+                         for h in layout.HEADS]).any()
         ), "an out-of-range action was accepted"
         _check_invariants(env, out, cfg)
         td = out

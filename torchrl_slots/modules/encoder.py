@@ -56,8 +56,8 @@ from torch.utils.checkpoint import checkpoint
 
 from torchrl_slots import layout
 from torchrl_slots.modules.attention import TransformerBlock
-from torchrl_slots.modules.slot_batching import enabled_first, pack_sizes, scatter_back, split_rows
 from torchrl_slots.modules.positional import SlotPositionalEncoding, make_positional
+from torchrl_slots.modules.slot_batching import enabled_first, pack_sizes, scatter_back, split_rows
 
 __all__ = ["GlobalEncoder", "SlotEncoderModule", "SlotTransformerEncoder", "TransformerBlock"]
 

@@ -18,7 +18,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import torch
 from torchrl.envs import EnvBase
 
 from torchrl_slots._integrity import DamagedFileError, safe_load, with_checksum

@@ -27,21 +27,19 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Mapping
 
 import torch
-from tensordict import TensorDict, TensorDictBase
-from torchrl.collectors import Collector, MultiSyncCollector
+from tensordict import TensorDictBase
 from torchrl.data import LazyTensorStorage, ReplayBuffer
 from torchrl.data.replay_buffers.samplers import SamplerWithoutReplacement
-from torchrl.envs import Compose, EnvBase, RewardSum, StepCounter, TransformedEnv
 from torchrl.modules import set_recurrent_mode
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 from torchrl.record.loggers import Logger
 
-from torchrl_slots import layout
 from torchrl_slots.envs import SeedLifecycleEnv
 from torchrl_slots.envs.config import check_int
 from torchrl_slots.policy import PolicyConfig, SlotPolicy, create_policy
 from torchrl_slots.training.checkpoint import TRAINING_FORMAT, CheckpointManager, check_resumable
+from torchrl_slots.training.collection import clone_tree, collector_state, load_collector_state, make_collector
 from torchrl_slots.training.config import Collection, EnvConfig, PPOConfig
 from torchrl_slots.training.evaluation import EvalResult, evaluate_baselines, evaluate_policy, normalized_score
 from torchrl_slots.training.loggers import make_logger
@@ -52,9 +50,6 @@ logger = logging.getLogger(__name__)
 
 #: Evaluation episodes use ``seed + EVAL_SEED_OFFSET``: separates them from the training episodes.
 EVAL_SEED_OFFSET = 10_000
-#: Worker ``i`` of a multi-process collector seeds its envs with ``seed + WORKER_SEED_STRIDE * i``:
-#: separates the workers' episodes (a stride larger than any worker count times envs per seed).
-WORKER_SEED_STRIDE = 1000
 #: A resumed run without a saved collector state reseeds its collector with
 #: ``seed + RESUME_SEED_STRIDE * batches_done`` (a prime): separates its episodes from the first part's.
 RESUME_SEED_STRIDE = 7919
@@ -145,38 +140,6 @@ def _check_output_dir(output_dir: Path | None, resume: bool) -> None:
             f"resume=True (--resume) to continue that run, or choose another output directory (nothing was "
             f"overwritten)"
         )
-
-
-def _env_factory(env: EnvConfig, policy: SlotPolicy, num_envs: int, seed: int, device: str) -> Callable[[], EnvBase]:
-    transforms = policy.transforms()
-
-    def make() -> EnvBase:
-        base = SeedLifecycleEnv(num_envs, env.rows, env.cols, config=env.lifecycle, seed=seed, device=device)
-        return TransformedEnv(base, Compose(*[t.clone() for t in transforms], RewardSum(), StepCounter()))
-
-    return make
-
-
-def _make_collector(env: EnvConfig, policy: SlotPolicy, actor, ppo: PPOConfig, opts: RunOptions,
-                    frames_left: int, seed: int):
-    common = dict(frames_per_batch=ppo.frames_per_batch, total_frames=frames_left)
-    if opts.collector == "sync":
-        return Collector(_env_factory(env, policy, env.num_envs, seed, opts.device), actor, **common)
-    per_worker = env.num_envs // opts.workers
-    fns = [_env_factory(env, policy, per_worker, seed + WORKER_SEED_STRIDE * i, opts.device) for i in range(opts.workers)]
-    if opts.collector == "multisync":
-        return MultiSyncCollector(fns, actor, **common)
-    try:
-        import ray  # noqa: F401
-    except ImportError as err:
-        raise ImportError("collector='ray' needs the optional extra: pip install 'torchrl_slots[ray]'") from err
-    from torchrl.collectors.distributed import RayCollector
-
-    return RayCollector(
-        fns, actor, collector_class=Collector, **common,
-        ray_init_config={"num_cpus": opts.workers + 1, "include_dashboard": False},
-        remote_configs={"num_cpus": 1, "memory": 1024**3},
-    )
 
 
 def _run_dict(arch: str, env: EnvConfig, pcfg: PolicyConfig, ppo: PPOConfig, opts: RunOptions) -> dict[str, Any]:
@@ -379,34 +342,6 @@ def _restore(saved: dict, policy: SlotPolicy, updater: _Updater) -> _State:
     return _State(frames=int(saved["frames"]), batches=int(saved["batches"]), history=list(saved["history"]))
 
 
-def _clone_tree(obj: Any) -> Any:
-    """A copy of nested dicts/lists whose tensors are cloned (state dicts hold live references)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().clone()
-    if isinstance(obj, dict):
-        return {k: _clone_tree(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_clone_tree(v) for v in obj)
-    return obj
-
-
-def _collector_state(collector, opts: RunOptions) -> dict[str, Any] | None:
-    """The sync collector's env (simulator state, masks, both env RNGs) and its carrier (the next
-    observation, LSTM state, episode counters): with these a resumed run continues the same
-    episodes. Multi-process collectors are not captured (their resume draws fresh episodes)."""
-    if opts.collector != "sync":
-        return None
-    carrier = collector._carrier  # private in torchrl 0.14.1: the rollout state kept between batches
-    return {"env": collector.env.base_env.state_tensors(), "carrier": carrier.to_dict(),
-            "carrier_batch_size": list(carrier.batch_size)}
-
-
-def _load_collector_state(collector, saved: dict[str, Any]) -> None:
-    collector.env.base_env.load_state_tensors(saved["env"])
-    carrier = TensorDict(saved["carrier"], batch_size=saved["carrier_batch_size"], device=collector._carrier.device)
-    collector._carrier = carrier
-
-
 def _payload(ctx: _RunContext, collector_state: dict[str, Any] | None) -> dict[str, Any]:
     """The checkpoint of the run as it is now (tensors cloned: it may be kept in memory)."""
     payload = {
@@ -422,7 +357,7 @@ def _payload(ctx: _RunContext, collector_state: dict[str, Any] | None) -> dict[s
     }
     if collector_state is not None:
         payload["collector"] = collector_state
-    return _clone_tree(payload)
+    return clone_tree(payload)
 
 
 def _loop(ctx: _RunContext) -> TrainResult:
@@ -441,10 +376,10 @@ def _loop(ctx: _RunContext) -> TrainResult:
     saved = ctx.resume_from
     # A resumed run without a saved collector state draws fresh episodes from a seed derived from
     # where it stopped; with one (sync collector), the episodes continue exactly.
-    collector = _make_collector(ctx.env, policy, actor, ppo, opts, ppo.total_frames - state.frames,
+    collector = make_collector(ctx.env, policy, actor, ppo, opts, ppo.total_frames - state.frames,
                                 seed=opts.seed + RESUME_SEED_STRIDE * state.batches)
     if saved is not None and saved.get("collector") is not None and opts.collector == "sync":
-        _load_collector_state(collector, saved["collector"])
+        load_collector_state(collector, saved["collector"])
         torch.set_rng_state(saved["rng"]["torch"])  # again: building the collector may have drawn
     interrupted, last_ckpt = False, None
     # The run as of the last completed batch: what Ctrl-C in the middle of a batch writes.
@@ -470,7 +405,7 @@ def _loop(ctx: _RunContext) -> TrainResult:
             state.history.append(row)
             _log(ctx.log, row, state.frames)
             if ctx.ckpts is not None:
-                last_complete = _payload(ctx, _collector_state(collector, opts))
+                last_complete = _payload(ctx, collector_state(collector, opts))
                 if state.batches % opts.checkpoint_interval == 0 or final:
                     last_ckpt = ctx.ckpts.save(last_complete)
                     last_saved_frames = state.frames
