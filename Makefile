@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	# any other request downloads several GB.
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install --quiet "$(TORCH_PIN)"
 	$(PIP) install --quiet "$(TENSORDICT_PIN)" "$(TORCHRL_PIN)"
+	# the test extra includes ray (~100 MB): tests/training/test_ray_collector.py runs 2 Ray workers
 	$(PIP) install --quiet -e ".[test,plot]" "$(RUFF_PIN)"
 	touch $(STAMP)
 

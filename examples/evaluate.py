@@ -14,11 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from torchrl_slots.envs import LifecycleConfig, SeedLifecycleEnv
 from torchrl_slots.training import evaluate_baselines, evaluate_policy, load_policy, normalized_score
-from torchrl_slots.training.checkpoint import TRAINING_FORMAT
+from torchrl_slots.training.checkpoint import TRAINING_FORMAT, safe_load
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,27 +33,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def training_env(path: Path) -> tuple[int, int, LifecycleConfig]:
-    """The grid and simulator settings a checkpoint was trained with (defaults for a policy file)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    """The grid and simulator settings a checkpoint was trained with: a training checkpoint's run,
+    or a policy file's saved grid (an older policy file without one: ``1 x num_slots``)."""
+    payload = safe_load(path)
     if isinstance(payload, dict) and payload.get("format") == TRAINING_FORMAT:
         env = payload["run"]["env"]
         return env["rows"], env["cols"], LifecycleConfig.from_dict(env["lifecycle"])
+    if isinstance(payload, dict) and payload.get("grid") is not None:
+        rows, cols = payload["grid"]
+        return int(rows), int(cols), LifecycleConfig()
     n = payload.get("num_slots", 3) if isinstance(payload, dict) else 3
     return 1, n, LifecycleConfig()
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
-    rows, cols, config = training_env(args.checkpoint)
-    trained_on = f"{rows}x{cols}"
-    rows, cols = args.rows or rows, args.cols or cols
-    if args.auto_advance:
-        config.auto_advance = True
-    if config.enabled_slots is not None and config.enabled_slots[1] > rows * cols:
-        config.enabled_slots = None
     try:
+        for name in ("rows", "cols", "episodes"):
+            value = getattr(args, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"--{name} must be a positive int, got {value}")
+        rows, cols, config = training_env(args.checkpoint)
+        trained_on = f"{rows}x{cols}"
+        rows = args.rows if args.rows is not None else rows
+        cols = args.cols if args.cols is not None else cols
+        if args.auto_advance:
+            config.auto_advance = True
+        if config.enabled_slots is not None and config.enabled_slots[1] > rows * cols:
+            config.enabled_slots = None
         policy = load_policy(args.checkpoint, SeedLifecycleEnv(1, rows, cols, config=config, seed=0))
-    except ValueError as err:
+    except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from err
     res = evaluate_policy(policy, rows=rows, cols=cols, config=config, episodes=args.episodes,

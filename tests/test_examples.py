@@ -68,6 +68,7 @@ def test_ppo_slots_multisync_two_workers(tmp_path):
     assert all(math.isfinite(r["loss/loss_objective"]) for r in payload["history"][1:])
 
 
+@pytest.mark.slow  # the Ray path's real run in the fast suite is tests/training/test_ray_collector.py
 def test_ppo_slots_ray_collector(tmp_path):
     pytest.importorskip("ray")
     ppo = load("ppo_slots")

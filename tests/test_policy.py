@@ -75,7 +75,7 @@ def test_clip_ppo_loss_ratio_one_single_trunk_pass_and_gradients(arch):
 def test_critic_uses_the_fresh_core_not_the_stored_one():
     env, policy = make("transformer")
     td = rollout(env, policy)
-    td["core"] = torch.full_like(td["core"], 100.0)  # a stale core in the batch must not be used
+    td["core"] = torch.full((*td.shape, policy.config.lstm_hidden), 100.0)  # a stale core must not be used
     td["advantage"] = torch.zeros(*td.shape, 1)
     td["value_target"] = torch.zeros(*td.shape, 1)
     ClipPPOLoss(policy.actor, policy.critic, entropy_coeff=0.0)(td)["loss_critic"].backward()
@@ -189,7 +189,11 @@ def test_compiled_actor_fullgraph_matches_eager_deterministic_actions(arch):
         b = policy.actor(td.clone())
     for h in layout.HEADS:
         assert torch.equal(a["action", h], b["action", h]), h
-    assert torch.allclose(a["core"], b["core"], atol=1e-5)
+    # no "core" to compare (collected data keeps no trunk intermediates): the op distribution instead
+    # (compiled, the floor mixture always runs and returns log-probs; eager at floor 0, raw logits)
+    mask = a["params", "op", "mask"]
+    lp_a, lp_b = (x["params", "op", "logits"].masked_fill(~mask, float("-inf")).log_softmax(-1) for x in (a, b))
+    assert torch.allclose(lp_a[mask], lp_b[mask], atol=1e-5)
 
 
 def test_a_config_saved_before_op_from_slots_loads_with_the_old_head():
@@ -214,9 +218,9 @@ def test_policy_config_format_versions():
 
 
 def test_op_from_slots_with_independent_heads_is_refused_in_every_path():
-    bad = PolicyConfig(**{**SMALL.__dict__, "conditioning": "none"})
     with pytest.raises(ValueError, match="op_from_slots=True needs conditioning='op'"):
-        bad.validate()
-    env = SeedLifecycleEnv(2, 1, 3, seed=0, config=LifecycleConfig(invalid_action="wait"))
+        PolicyConfig(**{**SMALL.__dict__, "conditioning": "none"})  # refused at construction
+    from torchrl_slots.modules.heads import FactoredHeads
+
     with pytest.raises(ValueError, match="op_from_slots=True needs conditioning='op'"):
-        create_policy("transformer", env, bad)
+        FactoredHeads(core_dim=8, slot_dim=4, conditioning="none", op_from_slots=True)

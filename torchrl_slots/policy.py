@@ -30,8 +30,12 @@ from tensordict.nn import TensorDictModule, TensorDictModuleBase, TensorDictSequ
 from torch import nn
 from torchrl.envs import EnvBase, InitTracker, Transform
 from torchrl.modules import LSTMModule, ValueOperator
+from torchrl.modules.tensordict_module.rnn import recurrent_mode
 
 from torchrl_slots import layout
+from torchrl_slots._integrity import DamagedFileError, safe_load, verify_checksum, with_checksum
+from torchrl_slots.envs.config import check_int, check_real
+from torchrl_slots.modules._guards import host_checks_possible, under_functorch
 from torchrl_slots.modules.actor import make_factored_actor, param_keys
 from torchrl_slots.modules.heads import FactoredHeads
 from torchrl_slots.modules.init import init_lstm, init_output_layer, init_weights
@@ -131,21 +135,45 @@ class PolicyConfig:
     op_slot_pool: Literal["mean", "sum"] = "mean"
     pointer_init: Literal["output", "hidden"] = "output"
 
+    def to_dict(self) -> dict:
+        """Plain dict with ``format_version`` (what checkpoints store)."""
+        return {"format_version": POLICY_CONFIG_VERSION, **asdict(self)}
+
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
-        """Raise ``ValueError`` for options that do not go together."""
-        if self.op_from_slots and self.conditioning != "op":
+        """Raise ``ValueError`` naming the field for a value no policy can be built with (sizes
+        that are not positive ints, a dropout outside ``[0, 1)``, unknown choices). Runs at
+        construction; the encoder checks the combinations (``embed_dim % num_heads``).
+
+        Examples:
+            >>> PolicyConfig(num_layers=0)
+            Traceback (most recent call last):
+            ...
+            ValueError: PolicyConfig.num_layers must be >= 1, got 0
+        """
+        for name in ("embed_dim", "num_heads", "num_layers", "ffn_dim", "feature_dim", "lstm_hidden", "key_dim",
+                     "op_embed_dim", "max_rows", "max_cols"):
+            check_int(f"PolicyConfig.{name}", getattr(self, name), minimum=1)
+        for name in ("chunk_rows", "checkpoint_chunk"):
+            if getattr(self, name) is not None:
+                check_int(f"PolicyConfig.{name}", getattr(self, name), minimum=1, what="None or an int >= 1")
+        check_real("PolicyConfig.dropout", self.dropout, minimum=0.0)
+        if self.dropout >= 1.0:
+            raise ValueError(f"PolicyConfig.dropout must be in [0, 1), got {self.dropout}")
+        choices = {"conditioning": ("op", "none"), "positional": ("learned", "fourier", "none"),
+                   "autocast": (None, "bf16"), "pack_slots": (True, False), "op_from_slots": (True, False),
+                   "op_slot_pool": ("mean", "sum"), "pointer_init": ("output", "hidden")}
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if not any(value is a or (isinstance(a, str) and value == a) for a in allowed):
+                raise ValueError(f"PolicyConfig.{name} must be one of {list(allowed)}, got {value!r}")
+        if self.op_from_slots and self.conditioning != "op":  # one rule, here and in FactoredHeads
             raise ValueError(
                 "op_from_slots=True needs conditioning='op' (independent heads have no joint (op, slot) softmax); "
                 "pass op_from_slots=False with conditioning='none'"
             )
-        if self.op_slot_pool not in ("mean", "sum"):
-            raise ValueError(f"op_slot_pool must be 'mean' or 'sum', got {self.op_slot_pool!r}")
-        if self.pointer_init not in ("output", "hidden"):
-            raise ValueError(f"pointer_init must be 'output' or 'hidden', got {self.pointer_init!r}")
-
-    def to_dict(self) -> dict:
-        """Plain dict with ``format_version`` (what checkpoints store)."""
-        return {"format_version": POLICY_CONFIG_VERSION, **asdict(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "PolicyConfig":
@@ -165,12 +193,75 @@ class PolicyConfig:
 
 
 class _TrunkAdapter(nn.Module):
+    """Checks the observation at the policy's input, then runs the trunk.
+
+    In eager mode a non-finite value in ``("observation", "base")`` or in an ENABLED slot of
+    ``("observation", "slots")`` raises a ``ValueError`` naming the key and the first batch index
+    (otherwise sampling fails deep inside torch and the value is NaN); masked slots may hold
+    anything. Under ``torch.compile`` and ``torch.vmap`` the check is skipped (it needs a host
+    read): non-finite inputs then give NaN logits and values, and sampling raises torch's
+    "probability tensor contains inf, nan" error.
+    """
+
     def __init__(self, trunk: nn.Module) -> None:
         super().__init__()
         self.trunk = trunk
 
     def forward(self, base, slots, slot_mask, slot_row, slot_col):
+        _check_observation(base, slots, slot_mask, self.trunk)
         return self.trunk(base, slots, slot_mask, slot_row, slot_col)
+
+
+def _check_observation(base: torch.Tensor, slots: torch.Tensor, slot_mask: torch.Tensor, trunk: nn.Module) -> None:
+    dtype = next(trunk.parameters()).dtype
+    for key, value in ((("observation", "base"), base), (("observation", "slots"), slots)):
+        if value.dtype != dtype:
+            raise ValueError(
+                f"{key} must have dtype {dtype} (the policy's parameters), got {value.dtype}; "
+                f"cast the observation (e.g. with torchrl's DTypeCastTransform) or the policy"
+            )
+    if slot_mask.dtype != torch.bool:
+        raise ValueError(f"('observation', 'slot_mask') must have dtype torch.bool, got {slot_mask.dtype}")
+    if not host_checks_possible(base, slots, slot_mask):
+        return
+    bad_base = ~torch.isfinite(base).all(-1)  # [*B]
+    bad_slots = (~torch.isfinite(slots).all(-1) & slot_mask).any(-1)  # [*B], enabled slots only
+    for key, bad in ((("observation", "base"), bad_base), (("observation", "slots"), bad_slots)):
+        if bool(bad.any()):
+            index = tuple(int(i) for i in bad.nonzero()[0])
+            where = "" if key[1] == "base" else " (in an enabled slot)"
+            raise ValueError(f"{key} holds NaN or inf{where} at batch index {index}; expected finite values")
+
+
+#: Keys the trunk writes on its way to the heads; kept out of the collected data.
+_TRUNK_INTERMEDIATES = ("trunk_out", "slot_repr", "core_raw", "core")
+
+
+class _SharedCritic(TensorDictModuleBase):
+    """Value head on ``"core"`` when the tensordict has one, else trunk + value head.
+
+    Its ``in_keys`` are the trunk's (``"core"`` is not one): ``GAE`` selects ``in_keys`` from the
+    data and its ``("next", ...)`` part, so it always runs the trunk on both; ``ClipPPOLoss``
+    passes the whole tensordict, in which ``get_dist`` has just written a fresh ``"core"``.
+    """
+
+    def __init__(self, trunk: TensorDictSequential, value_head: TensorDictModuleBase) -> None:
+        super().__init__()
+        self.trunk, self.value_head = trunk, value_head
+        self.in_keys = list(trunk.in_keys)
+        self.out_keys = list(value_head.out_keys)
+
+    def forward(self, tensordict):
+        if "core" not in tensordict.keys():
+            base = tensordict.get(OBS_KEYS[0], None)
+            if base is not None and under_functorch(base) and recurrent_mode():
+                raise RuntimeError(
+                    "policy.critic cannot run the LSTM core in recurrent mode under torch.vmap (TorchRL's "
+                    "LSTMModule splits the sequences at resets on the host): pass deactivate_vmap=True to "
+                    "GAE (or ClipPPOLoss.make_value_estimator), or use policy.value_network"
+                )
+            tensordict = self.trunk(tensordict)
+        return self.value_head(tensordict)
 
 
 class _HeadsAdapter(nn.Module):
@@ -229,15 +320,21 @@ class SlotPolicy(nn.Module):
             TensorDictModule(_HeadsAdapter(heads), in_keys=["core", "slot_repr", *MASK_KEYS], out_keys=["params"]),
         )
         value_head = ValueOperator(self.value_net, in_keys=["core"])
+        actor = make_factored_actor(params, additive=True)
+        # Collected data keeps no trunk intermediates: a "core" stored at collection time would be
+        # stale after the first update, and GAE stacks td and td["next"], which must have the same
+        # keys. get_dist (what ClipPPOLoss calls) still writes them, for the shared critic.
+        actor.select_out_keys(*[k for k in actor.out_keys if k not in _TRUNK_INTERMEDIATES])
         # The TensorDict wrappers reuse the modules registered above. They are kept out of
         # ``_modules`` so that ``state_dict`` names every tensor once (``trunk_net.*``, ``heads_net.*``,
         # ``lstm.lstm.*``, ``core_norm.*``, ``value_net.*``); ``.to()`` and friends reach the tensors
         # through those registered modules, and :meth:`train` passes the mode on to the wrappers.
         self._wrappers = {
             "trunk": trunk_seq,
-            "actor": make_factored_actor(params, additive=True),
+            "actor": actor,
             "value_head": value_head,
             "value_network": TensorDictSequential(trunk_seq, value_head),
+            "_shared_critic": _SharedCritic(trunk_seq, value_head),
         }
         self.__dict__.update(self._wrappers)
         self._legacy_keys = self._wrapper_key_aliases()
@@ -275,8 +372,14 @@ class SlotPolicy(nn.Module):
 
     @property
     def critic(self) -> TensorDictModuleBase:
-        """The critic for ``ClipPPOLoss``, derived from :attr:`critic_mode`."""
-        return self.value_head if self._critic_mode == "shared" else self.value_network
+        """The critic for ``ClipPPOLoss``, derived from :attr:`critic_mode`.
+
+        ``"shared"``: the value head on the ``"core"`` that the actor's ``get_dist`` has just
+        written (one trunk pass per loss call); on a tensordict without ``"core"`` (collected
+        data, ``GAE(value_network=policy.critic)``, a plain ``policy.critic(td)``) it runs the
+        trunk first. ``"full"``: always trunk + value head (:attr:`value_network`).
+        """
+        return self._shared_critic if self._critic_mode == "shared" else self.value_network
 
     def transforms(self) -> list[Transform]:
         """What the env needs for this policy: ``InitTracker`` and the LSTM state primer."""
@@ -289,13 +392,17 @@ class SlotPolicy(nn.Module):
     def payload(self) -> dict:
         """Config + weights as a plain dict (what :meth:`save` writes; also stored inside training
         checkpoints)."""
-        return {
+        payload = {
             "format": CHECKPOINT_FORMAT,
             "arch": self.arch,
             "config": self.config.to_dict(),
             "num_slots": self.num_slots,
             "state_dict": self.state_dict(),
         }
+        grid = getattr(self, "grid", None)
+        if grid is not None:  # the grid it was built on (older files have none)
+            payload["grid"] = [int(grid[0]), int(grid[1])]
+        return with_checksum(payload)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write config + weights atomically (temp file + rename); readable with
@@ -306,11 +413,13 @@ class SlotPolicy(nn.Module):
     def load(cls, path: str | os.PathLike, env: EnvBase, *, arch: str | None = None) -> "SlotPolicy":
         """Rebuild a saved policy for ``env`` (a transformer checkpoint fits any grid size).
 
-        Raises ``ValueError`` when the file is not a SlotPolicy checkpoint, when ``arch`` is given
-        and differs from the saved one, or when the saved weights do not fit this env (the flat
-        LSTM on another N).
+        Raises ``ValueError`` when the file is not a SlotPolicy checkpoint, or is damaged (its
+        sha256 checksum, when it has one, does not match; ``"not a torchrl_slots checkpoint, or
+        damaged: FILE (reason)"``), when ``arch`` is given and differs from the saved one, or when
+        the saved weights do not fit this env (the flat LSTM on another N, missing or unexpected
+        keys); ``FileNotFoundError`` when there is no file.
         """
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = safe_load(path)
         return cls.from_payload(payload, env, arch=arch, source=str(path))
 
     @classmethod
@@ -320,12 +429,24 @@ class SlotPolicy(nn.Module):
         path = source
         if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path} is not a SlotPolicy checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+        verify_checksum(payload, path)
+        absent = [k for k in ("arch", "config", "num_slots", "state_dict") if k not in payload]
+        if absent:
+            raise DamagedFileError(path, f"the policy payload lacks the entries {absent}")
         saved_arch = payload["arch"]
         if arch is not None and arch != saved_arch:
             raise ValueError(f"{path} holds a {saved_arch!r} policy, but arch={arch!r} was asked for")
         policy = create_policy(saved_arch, env, PolicyConfig.from_dict(payload["config"]))
+        state = payload["state_dict"]
+        expected = set(policy.state_dict())
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        if missing or unexpected:
+            raise ValueError(
+                f"the {saved_arch!r} checkpoint {path} does not match this policy's parameters: missing keys "
+                f"{missing}, unexpected keys {unexpected}"
+            )
         try:
-            policy.load_state_dict(payload["state_dict"])
+            policy.load_state_dict(state)
         except RuntimeError as err:
             raise ValueError(
                 f"the {saved_arch!r} checkpoint {path} (built for {payload['num_slots']} slots) does not fit "
@@ -448,6 +569,9 @@ def create_policy(arch: str, env: EnvBase, config: PolicyConfig | None = None,
     _check_conditioning(env, config)
     policy = _REGISTRY[arch](env, config)
     policy.critic_mode = critic_mode
+    base = getattr(env, "base_env", env)
+    rows, cols = getattr(base, "rows", None), getattr(base, "cols", None)
+    policy.grid = (rows, cols) if isinstance(rows, int) and isinstance(cols, int) else None
     return policy.to(_env_device(env))
 
 

@@ -6,10 +6,43 @@ default and its unit, so that a calibration change is one edit in one place.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from torchrl_slots.layout import MAX_GRID
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None, what: str | None = None) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int (not a bool) >= ``minimum``.
+
+    Examples:
+        >>> check_int("max_epochs", 2.0, minimum=2)
+        Traceback (most recent call last):
+        ...
+        ValueError: max_epochs must be >= 2, got 2.0 (an int is needed, not float)
+    """
+    is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not is_int or (minimum is not None and value < minimum):
+        expected = what or ("an int" if minimum is None else f">= {minimum}")
+        kind = "" if is_int else f" (an int is needed, not {type(value).__name__})"
+        raise ValueError(f"{name} must be {expected}, got {value!r}{kind}")
+
+
+def check_real(name: str, value: Any, *, minimum: float | None = None) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a finite real number >= ``minimum``.
+
+    Examples:
+        >>> check_real("op_cost", -0.1, minimum=0.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: op_cost must be a finite number >= 0.0, got -0.1
+    """
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (minimum is not None and value < minimum):
+        expected = "a finite number" + ("" if minimum is None else f" >= {minimum}")
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
 
 
 @dataclass
@@ -87,13 +120,25 @@ class LifecycleConfig:
             if value > MAX_GRID:
                 raise ValueError(f"{name} must be at most {MAX_GRID} (grid limit), got {value}")
         n = rows * cols
-        if self.max_epochs < 2:
-            raise ValueError(f"max_epochs must be >= 2, got {self.max_epochs}")
-        if self.max_seeds is not None and self.max_seeds <= 0:
-            raise ValueError(f"max_seeds must be positive or None, got {self.max_seeds}")
+        check_int("max_epochs", self.max_epochs, minimum=2)
+        check_int("task_seed", self.task_seed)
+        if self.max_seeds is not None:
+            check_int("max_seeds", self.max_seeds, minimum=1, what="positive or None")
+        for name in ("scaffolding", "auto_advance"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        for name in ("affinity_std", "interaction_std", "gain_noise", "contribution_noise", "weak_signal_noise",
+                     "val_noise", "rent_scale", "op_cost", "pbrs_scale", "fossil_bonus"):
+            check_real(name, getattr(self, name), minimum=0.0)
+        check_real("fossil_bonus_threshold", self.fossil_bonus_threshold)
+        check_real("gamma", self.gamma)
+        check_int("embargo_epochs", self.embargo_epochs, minimum=0)
+        check_int("resetting_epochs", self.resetting_epochs, minimum=0)
         if self.enabled_slots is not None:
-            if len(self.enabled_slots) != 2:
+            if not isinstance(self.enabled_slots, (tuple, list)) or len(self.enabled_slots) != 2:
                 raise ValueError(f"enabled_slots must be (min, max), got {self.enabled_slots!r}")
+            for value in self.enabled_slots:
+                check_int("enabled_slots", value, what="a pair of ints")
             lo, hi = self.enabled_slots
             if not (1 <= lo <= hi <= n):
                 raise ValueError(
@@ -106,6 +151,10 @@ class LifecycleConfig:
             raise ValueError(f"invalid_action must be 'raise' or 'wait', got {self.invalid_action!r}")
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        if not isinstance(self.style_affinity, (tuple, list)) or len(self.style_affinity) != 2:
+            raise ValueError(f"style_affinity must be (lo, hi), got {self.style_affinity!r}")
+        for value in self.style_affinity:
+            check_real("style_affinity", value)
         lo_m, hi_m = self.style_affinity
         if not 0.0 < lo_m <= hi_m:
             raise ValueError(f"style_affinity must be 0 < lo <= hi, got {self.style_affinity}")

@@ -184,6 +184,19 @@ class MixedGridEnv(EnvBase):
             outs.append(env._step(action))
         return self._gather(outs)
 
+    def state_tensors(self) -> dict:
+        """Every sub-env's full state (see ``SeedLifecycleEnv.state_tensors``), for exact resume."""
+        return {"grids": [env.state_tensors() for env in self.envs]}
+
+    def load_state_tensors(self, saved: dict) -> None:
+        """Inverse of :meth:`state_tensors`."""
+        parts = saved.get("grids") if isinstance(saved, dict) else None
+        if not isinstance(parts, list) or len(parts) != len(self.envs):
+            raise ValueError(f"expected the state of {len(self.envs)} grids {self.grids}, got "
+                             f"{len(parts) if isinstance(parts, list) else type(saved).__name__}")
+        for env, part in zip(self.envs, parts):
+            env.load_state_tensors(part)
+
     def rand_action(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
         """A uniformly random legal action for every env (each sub-env's own rule)."""
         td = TensorDict({"action": torch.cat([e.rand_action()["action"] for e in self.envs], 0)},

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
+from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -18,6 +20,11 @@ from torchrl_slots.layout import Op, Stage
 logger = logging.getLogger(__name__)
 
 INFO_KEYS = ("score", "val_acc", "live_seeds", "fossilized", "invalid_action")
+
+
+#: Added to the env's seed for ``rand_action``'s own stream: separates the random policy's draws
+#: from the env's dynamics stream (so every policy sees the same episodes for a seed).
+ACTION_RNG_SEED_OFFSET = 0x5EED
 
 
 class SeedLifecycleEnv(EnvBase):
@@ -125,7 +132,7 @@ class SeedLifecycleEnv(EnvBase):
         self._rng = torch.Generator(device=self.device).manual_seed(seed)
         # rand_action has its own stream, so a random policy sees the same episodes (host curves,
         # noise) as any other policy run with the same seed: common random numbers.
-        self._action_rng = torch.Generator(device=self.device).manual_seed(seed + 0x5EED)
+        self._action_rng = torch.Generator(device=self.device).manual_seed(seed + ACTION_RNG_SEED_OFFSET)
         self._state = None
 
     # ------------------------------------------------------------------ reset / step
@@ -145,6 +152,14 @@ class SeedLifecycleEnv(EnvBase):
         if self._state is None:
             raise RuntimeError("SeedLifecycleEnv.step() called before reset()")
         s, sim, cfg = self._state, self.sim, self.config
+        finished = s.epoch >= cfg.max_epochs  # [E]
+        if not torch.compiler.is_compiling() and bool(finished.any()):
+            envs = finished.nonzero().flatten().tolist()
+            raise RuntimeError(
+                f"SeedLifecycleEnv.step() after the last epoch (max_epochs={cfg.max_epochs}) of envs {envs} "
+                f"without a reset: reset them first (env.reset() or a '_reset' mask; collectors and "
+                f"env.rollout do this themselves)"
+            )
         action = self._read_action(tensordict)
         legal = self._legal(action)
         if cfg.invalid_action == "raise" and not bool(legal.all()):
@@ -273,6 +288,44 @@ class SeedLifecycleEnv(EnvBase):
             return td
         tensordict.update(td)
         return tensordict
+
+    def state_tensors(self) -> dict[str, Any]:
+        """Everything the next steps depend on, as plain tensors (for an exact resume): the
+        simulator state, the last masks and both random streams.
+
+        Examples:
+            >>> env = SeedLifecycleEnv(2, 1, 3, seed=0)
+            >>> _ = env.reset()
+            >>> saved = env.state_tensors()
+            >>> a = env.step(env.rand_action())["next", "observation", "base"]
+            >>> env.load_state_tensors(saved)
+            >>> torch.equal(env.step(env.rand_action())["next", "observation", "base"], a)
+            True
+        """
+        if self._state is None or self._masks is None:
+            raise RuntimeError("state_tensors() needs a reset env")
+        return {
+            "sim": {f.name: getattr(self._state, f.name).clone() for f in fields(self._state)},
+            "masks": {k: v.clone() for k, v in self._masks.items()},
+            "rng": self._rng.get_state(),
+            "action_rng": self._action_rng.get_state(),
+        }
+
+    def load_state_tensors(self, saved: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_tensors`; raises ``ValueError`` for a state of another shape."""
+        names = {f.name for f in fields(SimState)}
+        if set(saved.get("sim", {})) != names:
+            raise ValueError(f"saved env state has fields {sorted(saved.get('sim', {}))}, expected {sorted(names)}")
+        sim = {k: v.to(self.device) for k, v in saved["sim"].items()}
+        if sim["epoch"].shape != (self.num_envs,) or sim["enabled"].shape != (self.num_envs, self.num_slots):
+            raise ValueError(
+                f"saved env state is for {tuple(sim['enabled'].shape)} (envs, slots), this env is "
+                f"{(self.num_envs, self.num_slots)}"
+            )
+        self._state = SimState(**sim)
+        self._masks = {k: v.to(self.device) for k, v in saved["masks"].items()}
+        self._rng.set_state(saved["rng"])
+        self._action_rng.set_state(saved["action_rng"])
 
     @property
     def state(self) -> SimState:

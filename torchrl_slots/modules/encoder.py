@@ -2,10 +2,12 @@
 
 :class:`SlotTransformerEncoder` treats each slot as a token (docs/design.md): one shared ``Linear``
 embeds every slot, a positional term adds its grid position, a learnable CLS token is prepended
-at position 0, and pre-LN transformer blocks mix the tokens. Masked slots are excluded as
-attention KEYS (nothing reads from them); the CLS key is never masked, so every query row has a
-legal key and no softmax is ever taken over an empty set (``nn.TransformerEncoder`` gives NaN
-there on some paths, docs/torchrl-notes.md). Masked slots' outputs are zeroed.
+at position 0, and pre-LN transformer blocks mix the tokens. Masked slots' features are replaced
+by zeros before the embedding (so NaN, inf or 1e30 in padding cannot reach anything: attention's
+``0 * NaN`` would otherwise spread it), and masked slots are excluded as attention KEYS (nothing
+reads from them); the CLS key is never masked, so every query row has a legal key and no softmax
+is ever taken over an empty set (``nn.TransformerEncoder`` gives NaN there on some paths,
+docs/torchrl-notes.md). Masked slots' outputs are zeroed.
 
 Attention is one call to :func:`torch.nn.functional.scaled_dot_product_attention` with a boolean
 ``attn_mask`` (True = attend). ``return_attention=True`` takes an explicit
@@ -17,8 +19,10 @@ Speed options (for 50+ slots; all give the plain path's values, see the tests):
   stable sort on the mask) and the token axis is cut to the largest number of enabled slots in
   the chunk of rows (``chunk_rows``), so absent slots cost no attention or FFN work. Outputs
   are scattered back to ``[*B, N, D]``; absent slots get zeros, as on the plain path. It reads
-  the counts on the host (one sync), so it is skipped while ``torch.compile`` traces and with
-  ``return_attention=True``; a chunk whose rows enable every slot is not gathered.
+  the counts on the host (one sync), so it is skipped while ``torch.compile`` traces, under
+  ``torch.vmap`` (e.g. TorchRL's ``GAE`` without ``deactivate_vmap``: a batched tensor has no
+  host value) and with ``return_attention=True``; a chunk whose rows enable every slot is not
+  gathered.
 * ``chunk_rows`` (default 256): the rows ``B' = prod(*B)`` (no row attends to another) go
   through the transformer in chunks of this many rows. Same values. On CPU it is much faster than
   one big batch (at 2048 rows x 51 tokens fwd+bwd: ~1.23 s vs ~1.7 s, 1 thread): every
@@ -33,7 +37,9 @@ Speed options (for 50+ slots; all give the plain path's values, see the tests):
   in fp32, and on CPU the attention kernel in fp32 too (its bf16 backward is ~6x slower there);
   outputs are cast back to the input dtype.
 
-:class:`SlotEncoderModule` is the thin ``TensorDictModule`` that owns the keys.
+:class:`SlotEncoderModule` is the thin ``TensorDictModule`` that owns the keys. The transformer
+block is in :mod:`torchrl_slots.modules.attention`; chunking and packing helpers are in
+:mod:`torchrl_slots.modules.slot_batching`.
 """
 
 from __future__ import annotations
@@ -43,82 +49,20 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from tensordict.nn import TensorDictModule
 from tensordict.utils import NestedKey
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from torchrl_slots import layout
+from torchrl_slots.modules.attention import TransformerBlock
 from torchrl_slots.modules.positional import SlotPositionalEncoding, make_positional
+from torchrl_slots.modules.slot_batching import enabled_first, pack_sizes, scatter_back, split_rows
 
 __all__ = ["GlobalEncoder", "SlotEncoderModule", "SlotTransformerEncoder", "TransformerBlock"]
 
 AutocastKind = Literal["bf16"] | None
 EncoderOutput = tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor, dropout_p: float) -> torch.Tensor:
-    """``F.scaled_dot_product_attention``; under CPU autocast it runs in fp32: the CPU kernel's
-    bf16 backward was ~6x slower than fp32 (1.2 s vs 0.19 s for [2048, 4, 51, 16], 1 thread)."""
-    if q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-        with torch.autocast("cpu", enabled=False):
-            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=attn_mask, dropout_p=dropout_p)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
-
-
-class TransformerBlock(nn.Module):
-    """Pre-LN block: ``x = x + attn(ln1(x)); x = x + ffn(ln2(x))`` with a fused QKV ``Linear``.
-
-    Args:
-        embed_dim: token width ``D``; divisible by ``num_heads``.
-        num_heads: attention heads.
-        ffn_dim: hidden width of the GELU feed-forward net.
-        dropout: dropout on attention weights and on both residual branches.
-    """
-
-    def __init__(self, *, embed_dim: int, num_heads: int, ffn_dim: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.num_heads, self.dropout = num_heads, dropout
-        self.ln1 = nn.LayerNorm(embed_dim)
-        self.qkv = nn.Linear(embed_dim, 3 * embed_dim)
-        self.proj = nn.Linear(embed_dim, embed_dim)
-        self.ln2 = nn.LayerNorm(embed_dim)
-        self.ffn = nn.Sequential(
-            nn.Linear(embed_dim, ffn_dim), nn.GELU(), nn.Linear(ffn_dim, embed_dim), nn.Dropout(dropout)
-        )
-        self.resid_dropout = nn.Dropout(dropout)
-
-    def attention(
-        self, x: torch.Tensor, attn_mask: torch.Tensor, return_attention: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Masked multi-head self-attention; ``attn_mask`` is bool ``[B, 1, 1, T]`` (True = attend)."""
-        B, T, C = x.shape
-        nh = self.num_heads
-        q, k, v = self.qkv(x).split(C, dim=2)  # [B, T, D] each
-        q = q.view(B, T, nh, C // nh).transpose(1, 2)  # [B, nh, T, hs]
-        k = k.view(B, T, nh, C // nh).transpose(1, 2)  # [B, nh, T, hs]
-        v = v.view(B, T, nh, C // nh).transpose(1, 2)  # [B, nh, T, hs]
-        p = self.dropout if self.training else 0.0
-        weights = None
-        if return_attention:
-            scores = (q @ k.transpose(-2, -1)) * (C // nh) ** -0.5  # [B, nh, T, T]
-            scores = scores.masked_fill(~attn_mask, float("-inf"))  # [B, nh, T, T]
-            weights = scores.softmax(dim=-1)  # [B, nh, T, T]
-            y = F.dropout(weights, p=p, training=self.training) @ v  # [B, nh, T, hs]
-        else:
-            y = _sdpa(q, k, v, attn_mask, p)  # [B, nh, T, hs]
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # [B, T, D]
-        return self.resid_dropout(self.proj(y)), weights
-
-    def forward(
-        self, x: torch.Tensor, attn_mask: torch.Tensor, return_attention: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``x`` ``[B, T, D]`` -> (``[B, T, D]``, weights ``[B, nh, T, T]`` or ``None``)."""
-        attn, weights = self.attention(self.ln1(x), attn_mask, return_attention)
-        x = x + attn
-        x = x + self.ffn(self.ln2(x))
-        return x, weights
 
 
 class SlotTransformerEncoder(nn.Module):
@@ -184,6 +128,8 @@ class SlotTransformerEncoder(nn.Module):
         for name, rows in (("chunk_rows", chunk_rows), ("checkpoint_chunk", checkpoint_chunk)):
             if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
                 raise ValueError(f"{name} must be None or a positive number of rows, got {rows!r}")
+        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f"num_layers must be a positive int (transformer blocks), got {num_layers!r}")
         if autocast not in (None, "bf16"):
             raise ValueError(f"autocast must be None or 'bf16', got {autocast!r}")
         if embed_dim <= 0 or embed_dim % 2:
@@ -332,15 +278,8 @@ class SlotTransformerEncoder(nn.Module):
             self.checkpoint_chunk is not None and self.training and torch.is_grad_enabled() and rows > 0
         )
         chunk = self.checkpoint_chunk if use_checkpoint else max(self.chunk_rows or rows, 1)
-        f_chunks, mask_chunks = feats.split(chunk), mask.split(chunk)
-        id_chunks: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(f_chunks)
-        if ids is not None:
-            split = [[i] * len(f_chunks) if i.ndim == 1 else list(i.split(chunk)) for i in ids]
-            id_chunks = list(zip(*split))
-        packs: list[int | None] = [None] * len(f_chunks)
-        if self.pack_slots and rows > 0 and not torch.compiler.is_compiling():
-            maxima = torch.stack([m.sum(-1).amax() for m in mask_chunks]).tolist()  # one host sync
-            packs = [k if k < n else None for k in maxima]
+        f_chunks, mask_chunks, id_chunks = split_rows(feats, mask, ids, chunk)
+        packs = pack_sizes(mask_chunks, n) if self.pack_slots else [None] * len(f_chunks)
         if len(f_chunks) == 1 and not use_checkpoint:
             return self._encode_rows(feats, mask, ids, packs[0])
         outs = [
@@ -364,20 +303,20 @@ class SlotTransformerEncoder(nn.Module):
         slots first take part (a learned position table is looked up on the packed ids; Fourier
         positions are computed over all N first, since their extent counts every slot)."""
         b, n, d = mask.shape[0], mask.shape[1], self.embed_dim
+        # padding must not be able to influence anything, whatever its value (NaN, inf, 1e30)
+        feats = feats.masked_fill(~mask[..., None], 0.0)  # [b, N, F]
         # a learned table looks each slot up on its own: it can run on the packed ids; the Fourier
         # encoding's extent counts all N ids, so it runs before packing
         per_slot = isinstance(self.positional, SlotPositionalEncoding)
         pos = None if ids is None or (per_slot and pack is not None) else self.positional(*ids)  # [N or b, N, D]
         order = None
         if pack is not None:
-            order = torch.sort(~mask, dim=-1, stable=True).indices[:, :pack]  # [b, K], enabled first
-            row = torch.arange(b, device=mask.device)[:, None]  # [b, 1]
-            # advanced indexing, not gather: its backward keeps only the indices
-            feats, mask = feats[row, order], mask[row, order]  # [b, K, F], [b, K]
+            order, take = enabled_first(mask, pack)  # [b, K], and a gather over the slot axis
+            feats, mask = take(feats), take(mask)  # [b, K, F], [b, K]
             if pos is not None:
-                pos = pos.expand(b, n, d)[row, order]  # [b, K, D]
+                pos = take(pos.expand(b, n, d))  # [b, K, D]
             elif ids is not None:
-                pos = self.positional(*(i.expand(b, n)[row, order] for i in ids))  # [b, K, D]
+                pos = self.positional(*(take(i.expand(b, n)) for i in ids))  # [b, K, D]
         x = self.slot_embed(feats)  # [b, K, D]
         if pos is not None:
             x = x + pos
@@ -394,8 +333,7 @@ class SlotTransformerEncoder(nn.Module):
         cls_out, tokens = self.final_norm(x).split([1, k], dim=1)  # [b, 1, D], [b, K, D]
         tokens = tokens.masked_fill(~mask[..., None], 0.0)  # [b, K, D]
         if order is not None:
-            index = order[..., None].expand(b, pack, d)  # [b, K, D]
-            tokens = tokens.new_zeros(b, n, d).scatter(1, index, tokens)  # [b, N, D], absent slots 0
+            tokens = scatter_back(tokens, order, n)  # [b, N, D], absent slots 0
         if not return_attention:
             return cls_out[:, 0], tokens
         return cls_out[:, 0], tokens, torch.stack(weights, dim=1)  # [b, L, nh, N+1, N+1]

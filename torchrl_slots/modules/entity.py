@@ -333,6 +333,10 @@ def make_entity_actor(
     enc_module = _encoder_module(encoder, entity_key, mask_key, position_keys, context_key, context_dim,
                                  (cls_key, repr_key))
     cls_key, repr_key = enc_module.out_keys[:2]
+    if extra_head_size is not None and (
+        isinstance(extra_head_size, bool) or not isinstance(extra_head_size, int) or extra_head_size < 1
+    ):
+        raise ValueError(f"extra_head_size must be None or a positive int (categories), got {extra_head_size!r}")
     pick_mask_key = action_mask_key if action_mask_key is not None else enc_module.in_keys[1]
     embed_dim = enc_module.encoder.embed_dim
     entity_name = head_names[0]

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from torchrl_slots import layout
+from torchrl_slots.modules._guards import host_checks_possible
 
 __all__ = ["FourierPositionalEncoding", "SlotPositionalEncoding", "make_positional"]
 
@@ -38,7 +39,7 @@ def _check_ids(name: str, ids: torch.Tensor, limit: int | None) -> None:
         raise ValueError(f"{name} must have an integer dtype (expected torch.int64), got {ids.dtype}")
     if ids.dim() == 0:
         raise ValueError(f"{name} must have at least one dim [..., N], got a scalar")
-    if torch.compiler.is_compiling() or ids.numel() == 0:
+    if not host_checks_possible(ids) or ids.numel() == 0:
         return
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 0:

@@ -125,6 +125,8 @@ class FlatTrunk(nn.Module):
             )
         if base.shape[-1] != layout.BASE_FEATURES:
             raise ValueError(f"expected base [..., {layout.BASE_FEATURES}], got {tuple(base.shape)}")
+        if slot_mask is not None:  # padding must not be able to influence anything (NaN, inf, 1e30)
+            slots = slots.masked_fill(~slot_mask[..., None], 0.0)  # [*B, N, F]
         x = torch.cat([base, slots.flatten(-2)], dim=-1)  # [*B, 23 + 39 N]
         slot_repr = self.slot_embedding.expand(*slots.shape[:-2], -1, -1)  # [*B, N, D]
         return self.net(x), slot_repr

@@ -18,9 +18,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import torch
 from torchrl.envs import EnvBase
 
+from torchrl_slots._integrity import DamagedFileError, safe_load, with_checksum
 from torchrl_slots.policy import CHECKPOINT_FORMAT, SlotPolicy, atomic_save
 
 logger = logging.getLogger(__name__)
@@ -65,22 +65,51 @@ class CheckpointManager:
     def save(self, payload: dict[str, Any]) -> Path:
         """Atomically write ``payload`` (needs ``"frames"``), then drop all but the newest ``keep``."""
         path = self.directory / f"checkpoint_{int(payload['frames']):012d}.pt"
-        atomic_save(payload, path)
+        atomic_save(with_checksum(payload), path)
         for old in self.list()[: -self.keep]:
             old.unlink()
         logger.info("checkpoint written: %s", path)
         return path
 
     def load_latest(self) -> dict[str, Any]:
-        path = self.latest()
-        if path is None:
+        """The newest intact checkpoint. A damaged newer one (bad checksum, truncated, unreadable)
+        is skipped with a logged warning naming both files, and renamed to ``damaged_<name>`` (so
+        that a later save of the same frame count cannot overwrite it, and pruning never deletes
+        it); it is never deleted."""
+        return self.load_latest_with_path()[0]
+
+    def load_latest_with_path(self) -> tuple[dict[str, Any], Path]:
+        """:meth:`load_latest` and the file it read."""
+        files = self.list()
+        if not files:
             raise FileNotFoundError(f"no checkpoint_*.pt in {self.directory}")
-        return load_training_checkpoint(path)
+        damaged: list[tuple[Path, str]] = []
+        for path in reversed(files):
+            try:
+                payload = load_training_checkpoint(path)
+            except DamagedFileError as err:
+                damaged.append((path, err.reason))
+                continue
+            for bad, reason in damaged:
+                kept = bad.with_name(f"damaged_{bad.name}")
+                os.replace(bad, kept)
+                logger.warning("checkpoint %s is damaged (%s): resuming from %s instead; the damaged file is "
+                               "kept as %s", bad, reason, path, kept)
+            return payload, path
+        raise DamagedFileError(files[-1], "every checkpoint in the folder is damaged: "
+                               + "; ".join(f"{p.name}: {r}" for p, r in damaged))
 
 
 def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """``torch.load(weights_only=True)`` with a clear error for a file of another kind."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    """Read a training checkpoint (``weights_only=True``), its checksum checked.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        DamagedFileError: (a ``ValueError``) ``"not a torchrl_slots checkpoint, or damaged: FILE
+            (reason)"`` for an empty, truncated, random or altered file.
+        ValueError: a readable file of another kind.
+    """
+    payload = safe_load(path)
     if not isinstance(payload, dict) or payload.get("format") != TRAINING_FORMAT:
         raise ValueError(f"{path} is not a training checkpoint (expected format {TRAINING_FORMAT!r})")
     return payload
@@ -111,8 +140,9 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def load_policy(path: str | os.PathLike, env: EnvBase) -> SlotPolicy:
-    """Rebuild a :class:`SlotPolicy` for ``env`` from a policy file OR a training checkpoint."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    """Rebuild a :class:`SlotPolicy` for ``env`` from a policy file OR a training checkpoint
+    (checksums checked; see :func:`load_training_checkpoint` for the errors)."""
+    payload = safe_load(path)
     if isinstance(payload, dict) and payload.get("format") == TRAINING_FORMAT:
         payload = payload["policy"]
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:

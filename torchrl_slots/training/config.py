@@ -9,6 +9,7 @@ from typing import Any, Literal, Mapping
 
 from torchrl_slots import layout
 from torchrl_slots.envs import LifecycleConfig
+from torchrl_slots.envs.config import check_int, check_real
 
 
 def _from_dict(cls, data: Mapping[str, Any]):
@@ -147,6 +148,20 @@ class PPOConfig:
 
     def validate(self, num_envs: int) -> None:
         """Raise ``ValueError`` naming the field for settings that cannot work with ``num_envs``."""
+        for name in ("epochs", "minibatches", "frames_per_batch", "total_frames", "max_bad_updates"):
+            check_int(f"PPOConfig.{name}", getattr(self, name), minimum=1)
+        for name in ("anneal_lr", "normalize_advantage"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"PPOConfig.{name} must be a bool, got {getattr(self, name)!r}")
+        for name in ("lr", "clip_epsilon", "critic_coeff", "max_grad_norm", "gamma", "gae_lambda"):
+            check_real(f"PPOConfig.{name}", getattr(self, name))
+        if not 0.0 < self.clip_epsilon < 1.0:
+            raise ValueError(f"PPOConfig.clip_epsilon must be in (0, 1) (a ratio clip), got {self.clip_epsilon}")
+        if self.critic_coeff <= 0:
+            raise ValueError(
+                f"PPOConfig.critic_coeff must be > 0, got {self.critic_coeff}: the value head is trained only "
+                f"through the critic loss, and GAE needs it"
+            )
         if self.frames_per_batch <= 0 or self.frames_per_batch % num_envs:
             raise ValueError(
                 f"frames_per_batch={self.frames_per_batch} must be a multiple of num_envs={num_envs} "
@@ -159,6 +174,12 @@ class PPOConfig:
             )
         if self.total_frames < self.frames_per_batch:
             raise ValueError(f"total_frames={self.total_frames} is less than one batch ({self.frames_per_batch})")
+        if self.total_frames % self.frames_per_batch:
+            raise ValueError(
+                f"PPOConfig.total_frames={self.total_frames} must be a multiple of frames_per_batch="
+                f"{self.frames_per_batch} (the collector runs whole batches: it would run "
+                f"{-(-self.total_frames // self.frames_per_batch) * self.frames_per_batch} frames)"
+            )
         for name in ("lr", "clip_epsilon", "max_grad_norm", "epochs", "max_bad_updates"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -188,6 +209,7 @@ class PPOConfig:
     def entropy_coeffs(self) -> dict[str, float]:
         """One coefficient per head. A map that misses a head (or names an unknown one) raises."""
         if not isinstance(self.entropy_coeff, Mapping):
+            check_real("PPOConfig.entropy_coeff", self.entropy_coeff, minimum=0.0)
             return {h: float(self.entropy_coeff) for h in layout.HEADS}
         missing = [h for h in layout.HEADS if h not in self.entropy_coeff]
         unknown = sorted(set(self.entropy_coeff) - set(layout.HEADS))
@@ -196,7 +218,10 @@ class PPOConfig:
                 f"entropy_coeff map must give a value for every head {list(layout.HEADS)}; "
                 f"missing {missing}, unknown {unknown}"
             )
-        return {h: float(self.entropy_coeff[h]) for h in layout.HEADS}
+        coeffs = {h: self.entropy_coeff[h] for h in layout.HEADS}
+        for h, c in coeffs.items():
+            check_real(f"PPOConfig.entropy_coeff[{h!r}]", c, minimum=0.0)
+        return {h: float(c) for h, c in coeffs.items()}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -28,24 +28,31 @@ from typing import Any, Callable, Literal, Mapping
 
 import torch
 from tensordict import TensorDictBase
-from torchrl.collectors import Collector, MultiSyncCollector
 from torchrl.data import LazyTensorStorage, ReplayBuffer
 from torchrl.data.replay_buffers.samplers import SamplerWithoutReplacement
-from torchrl.envs import Compose, EnvBase, RewardSum, StepCounter, TransformedEnv
 from torchrl.modules import set_recurrent_mode
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 from torchrl.record.loggers import Logger
 
 from torchrl_slots.envs import MixedGridEnv, SeedLifecycleEnv
+from torchrl_slots.envs.config import check_int
 from torchrl_slots.policy import PolicyConfig, SlotPolicy, create_policy
 from torchrl_slots.training.checkpoint import TRAINING_FORMAT, CheckpointManager, check_resumable
+from torchrl_slots.training.collection import clone_tree, collector_state, load_collector_state, make_collector
 from torchrl_slots.training.config import Collection, EnvConfig, PPOConfig
 from torchrl_slots.training.evaluation import EvalResult, evaluate_baselines, evaluate_policy, normalized_score
 from torchrl_slots.training.loggers import make_logger
 from torchrl_slots.training.metrics import LossAverager, batch_metrics
 
 logger = logging.getLogger(__name__)
+
+
+#: Evaluation episodes use ``seed + EVAL_SEED_OFFSET``: separates them from the training episodes.
+EVAL_SEED_OFFSET = 10_000
+#: A resumed run without a saved collector state reseeds its collector with
+#: ``seed + RESUME_SEED_STRIDE * batches_done`` (a prime): separates its episodes from the first part's.
+RESUME_SEED_STRIDE = 7919
 
 
 class TrainingDivergedError(RuntimeError):
@@ -111,43 +118,28 @@ def _check_configs(env: EnvConfig, ppo: PPOConfig, opts: RunOptions) -> None:
         raise ValueError(f"collector must be 'sync', 'multisync' or 'ray', got {opts.collector!r}")
     if opts.collector != "sync" and (opts.workers < 1 or env.num_envs % opts.workers):
         raise ValueError(f"workers={opts.workers} must divide num_envs={env.num_envs}")
-    if opts.eval_interval < 1 or opts.checkpoint_interval < 1 or opts.eval_episodes < 1:
-        raise ValueError("eval_interval, checkpoint_interval and eval_episodes must be >= 1")
+    for name in ("eval_interval", "checkpoint_interval", "eval_episodes", "keep_checkpoints", "workers"):
+        check_int(f"RunOptions.{name}", getattr(opts, name), minimum=1)
+    check_int("RunOptions.seed", opts.seed)
+    if opts.eval_seed is not None:
+        check_int("RunOptions.eval_seed", opts.eval_seed, what="None or an int")
 
 
-def _env_factory(env: EnvConfig, policy: SlotPolicy, num_envs: int, seed: int, device: str) -> Callable[[], EnvBase]:
-    transforms = policy.transforms()
-
-    def make() -> EnvBase:
-        if env.grids is not None:
-            base = MixedGridEnv(num_envs // len(env.grids), env.grids, config=env.lifecycle, seed=seed, device=device)
-        else:
-            base = SeedLifecycleEnv(num_envs, env.rows, env.cols, config=env.lifecycle, seed=seed, device=device)
-        return TransformedEnv(base, Compose(*[t.clone() for t in transforms], RewardSum(), StepCounter()))
-
-    return make
-
-
-def _make_collector(env: EnvConfig, policy: SlotPolicy, actor, ppo: PPOConfig, opts: RunOptions,
-                    frames_left: int, seed: int):
-    common = dict(frames_per_batch=ppo.frames_per_batch, total_frames=frames_left)
-    if opts.collector == "sync":
-        return Collector(_env_factory(env, policy, env.num_envs, seed, opts.device), actor, **common)
-    per_worker = env.num_envs // opts.workers
-    fns = [_env_factory(env, policy, per_worker, seed + 1000 * i, opts.device) for i in range(opts.workers)]
-    if opts.collector == "multisync":
-        return MultiSyncCollector(fns, actor, **common)
-    try:
-        import ray  # noqa: F401
-    except ImportError as err:
-        raise ImportError("collector='ray' needs the optional extra: pip install 'torchrl_slots[ray]'") from err
-    from torchrl.collectors.distributed import RayCollector
-
-    return RayCollector(
-        fns, actor, collector_class=Collector, **common,
-        ray_init_config={"num_cpus": opts.workers + 1, "include_dashboard": False},
-        remote_configs={"num_cpus": 1, "memory": 1024**3},
-    )
+def _check_output_dir(output_dir: Path | None, resume: bool) -> None:
+    """Refuse, before any work, an ``output_dir`` that is a file, or (without ``resume``) one that
+    holds another run's logs; a folder with checkpoints is refused by the resume check."""
+    if output_dir is None:
+        return
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"output_dir {output_dir} exists and is not a directory")
+    logs = output_dir / "logs"
+    has_checkpoints = any(output_dir.glob("checkpoint_*.pt")) if output_dir.is_dir() else False
+    if not resume and not has_checkpoints and logs.is_dir() and any(logs.iterdir()):
+        raise ValueError(
+            f"{output_dir} already holds another run's logs ({logs}); the logger would append to them. Pass "
+            f"resume=True (--resume) to continue that run, or choose another output directory (nothing was "
+            f"overwritten)"
+        )
 
 
 def _run_dict(arch: str, env: EnvConfig, pcfg: PolicyConfig, ppo: PPOConfig, opts: RunOptions) -> dict[str, Any]:
@@ -282,6 +274,8 @@ def train(
     ppo = ppo_config or PPOConfig()
     opts = options or RunOptions()
     _check_configs(env_cfg, ppo, opts)
+    pcfg.validate()
+    _check_output_dir(Path(output_dir) if output_dir is not None else None, resume)
     run = _run_dict(arch, env_cfg, pcfg, ppo, opts)
     ckpts = CheckpointManager(output_dir, keep=opts.keep_checkpoints) if output_dir is not None else None
     saved = _load_for_resume(ckpts, run, resume)
@@ -292,7 +286,7 @@ def train(
         probe = SeedLifecycleEnv(1, env_cfg.rows, env_cfg.cols, config=env_cfg.lifecycle, seed=0, device=opts.device)
     policy = create_policy(arch, probe, pcfg)
     updater = _Updater(policy, ppo, env_cfg.num_envs)
-    eval_seed = opts.seed + 10_000 if opts.eval_seed is None else opts.eval_seed
+    eval_seed = opts.seed + EVAL_SEED_OFFSET if opts.eval_seed is None else opts.eval_seed
     state = _State(frames=0, batches=0, history=[])
     if saved is not None:
         state = _restore(saved, policy, updater)
@@ -301,7 +295,10 @@ def train(
         baselines = evaluate_baselines(rows=env_cfg.rows, cols=env_cfg.cols, config=env_cfg.lifecycle,
                                        episodes=opts.eval_episodes, seed=eval_seed)
     log_obj = make_logger(log, output_dir) if output_dir is not None or isinstance(log, Logger) else None
-    return _loop(run, env_cfg, ppo, opts, policy, updater, state, baselines, eval_seed, ckpts, log_obj, callback)
+    ctx = _RunContext(run=run, env=env_cfg, ppo=ppo, opts=opts, policy=policy, updater=updater, state=state,
+                      baselines=baselines, eval_seed=eval_seed, ckpts=ckpts, log=log_obj, callback=callback,
+                      resume_from=saved)
+    return _loop(ctx)
 
 
 @dataclass
@@ -326,10 +323,29 @@ def _load_for_resume(ckpts: CheckpointManager | None, run: dict[str, Any], resum
         return None
     if latest is None:
         raise ValueError(f"resume=True but {ckpts.directory} holds no checkpoint_*.pt")
-    saved = ckpts.load_latest()
-    check_resumable(saved["run"], run, latest)
-    logger.info("resuming from %s at %d frames", latest, saved["frames"])
+    saved, path = ckpts.load_latest_with_path()
+    check_resumable(saved["run"], run, path)
+    logger.info("resuming from %s at %d frames", path, saved["frames"])
     return saved
+
+
+@dataclass
+class _RunContext:
+    """Everything one call of :func:`train` carries through its loop."""
+
+    run: dict[str, Any]  # what must match on resume (see check_resumable)
+    env: EnvConfig
+    ppo: PPOConfig
+    opts: RunOptions
+    policy: SlotPolicy
+    updater: _Updater
+    state: _State
+    baselines: dict[str, EvalResult]
+    eval_seed: int
+    ckpts: CheckpointManager | None
+    log: Logger | None
+    callback: Callable[[dict[str, float]], None] | None
+    resume_from: dict[str, Any] | None = None  # the checkpoint resumed from
 
 
 def _restore(saved: dict, policy: SlotPolicy, updater: _Updater) -> _State:
@@ -339,38 +355,49 @@ def _restore(saved: dict, policy: SlotPolicy, updater: _Updater) -> _State:
     return _State(frames=int(saved["frames"]), batches=int(saved["batches"]), history=list(saved["history"]))
 
 
-def _payload(run, policy, updater, state: _State, baselines) -> dict[str, Any]:
-    return {
+def _payload(ctx: _RunContext, collector_state: dict[str, Any] | None) -> dict[str, Any]:
+    """The checkpoint of the run as it is now (tensors cloned: it may be kept in memory)."""
+    payload = {
         "format": TRAINING_FORMAT,
-        "run": run,
-        "policy": policy.payload(),
-        "optimizer": updater.optim.state_dict(),
-        "frames": state.frames,
-        "batches": state.batches,
+        "run": ctx.run,
+        "policy": ctx.policy.payload(),
+        "optimizer": ctx.updater.optim.state_dict(),
+        "frames": ctx.state.frames,
+        "batches": ctx.state.batches,
         "rng": {"torch": torch.get_rng_state()},
-        "history": state.history,
-        "baselines": {k: v.to_dict() for k, v in baselines.items()},
+        "history": ctx.state.history,
+        "baselines": {k: v.to_dict() for k, v in ctx.baselines.items()},
     }
+    if collector_state is not None:
+        payload["collector"] = collector_state
+    return clone_tree(payload)
 
 
-def _loop(run, env_cfg, ppo, opts, policy, updater, state, baselines, eval_seed, ckpts, log_obj,
-          callback) -> TrainResult:
+def _loop(ctx: _RunContext) -> TrainResult:
     t_start = time.perf_counter()
+    state, ppo, opts, policy, updater = ctx.state, ctx.ppo, ctx.opts, ctx.policy, ctx.updater
     if state.frames + ppo.frames_per_batch > ppo.total_frames:  # a finished run resumed as is
         logger.warning("nothing to do: %d of total_frames=%d done", state.frames, ppo.total_frames)
-        return _result(policy, state, baselines, t_start, False, None)
-    rnd, orc = baselines["random"].score, baselines["oracle"].score
+        return _result(policy, state, ctx.baselines, t_start, False, None)
+    rnd, orc = ctx.baselines["random"].score, ctx.baselines["oracle"].score
     if state.batches == 0:
-        row = {"frames": 0.0, **_eval_row(policy, env_cfg, opts, eval_seed, baselines),
-               **{f"baseline/{k}": v.score for k, v in baselines.items()}}
+        row = {"frames": 0.0, **_eval_row(policy, ctx.env, opts, ctx.eval_seed, ctx.baselines),
+               **{f"baseline/{k}": v.score for k, v in ctx.baselines.items()}}
         state.history.append(row)
-        _log(log_obj, row, 0)
-    policy.heads_net.set_floors(*ppo.floors_at(state.frames))
+        _log(ctx.log, row, 0)
+    ctx.policy.heads_net.set_floors(*ctx.ppo.floors_at(state.frames))
     actor = policy.compile() if opts.compile else policy.actor
-    # A resumed run draws fresh episodes from a seed derived from where it stopped.
-    collector = _make_collector(env_cfg, policy, actor, ppo, opts, ppo.total_frames - state.frames,
-                                seed=opts.seed + 7919 * state.batches)
+    saved = ctx.resume_from
+    # A resumed run without a saved collector state draws fresh episodes from a seed derived from
+    # where it stopped; with one (sync collector), the episodes continue exactly.
+    collector = make_collector(ctx.env, policy, actor, ppo, opts, ppo.total_frames - state.frames,
+                                seed=opts.seed + RESUME_SEED_STRIDE * state.batches)
+    if saved is not None and saved.get("collector") is not None and opts.collector == "sync":
+        load_collector_state(collector, saved["collector"])
+        torch.set_rng_state(saved["rng"]["torch"])  # again: building the collector may have drawn
     interrupted, last_ckpt = False, None
+    # The run as of the last completed batch: what Ctrl-C in the middle of a batch writes.
+    last_complete, last_saved_frames = None, state.frames if saved is not None else -1
     try:
         t_collect = time.perf_counter()
         for batch in collector:
@@ -391,22 +418,33 @@ def _loop(run, env_cfg, ppo, opts, policy, updater, state, baselines, eval_seed,
                         "time/update_s": update_s, "time/env_steps_per_s": batch.numel() / max(collect_s, 1e-9)})
             final = state.frames >= ppo.total_frames
             if state.batches % opts.eval_interval == 0 or final:
-                row.update(_eval_row(policy, env_cfg, opts, eval_seed, baselines))
+                row.update(_eval_row(policy, ctx.env, opts, ctx.eval_seed, ctx.baselines))
             state.history.append(row)
-            _log(log_obj, row, state.frames)
-            if ckpts is not None and (state.batches % opts.checkpoint_interval == 0 or final):
-                last_ckpt = ckpts.save(_payload(run, policy, updater, state, baselines))
-            if callback is not None:
-                callback(row)
+            _log(ctx.log, row, state.frames)
+            if ctx.ckpts is not None:
+                last_complete = _payload(ctx, collector_state(collector, opts))
+                if state.batches % opts.checkpoint_interval == 0 or final:
+                    last_ckpt = ctx.ckpts.save(last_complete)
+                    last_saved_frames = state.frames
+            if ctx.callback is not None:
+                ctx.callback(row)
             t_collect = time.perf_counter()
     except KeyboardInterrupt:
         interrupted = True
-        logger.warning("interrupted at %d frames", state.frames)
-        if ckpts is not None:
-            last_ckpt = ckpts.save(_payload(run, policy, updater, state, baselines))
+        logger.warning("interrupted at %d frames (the last completed batch)", state.frames if last_complete is None
+                       else last_complete["frames"])
+        if last_complete is not None:
+            # the interrupted batch's partial update is dropped: weights, optimizer, RNG and
+            # history go back to the end of the last completed batch, which is what is saved
+            policy.load_state_dict(last_complete["policy"]["state_dict"])
+            updater.optim.load_state_dict(last_complete["optimizer"])
+            state.frames, state.batches = int(last_complete["frames"]), int(last_complete["batches"])
+            del state.history[len(last_complete["history"]):]
+            if last_complete["frames"] > last_saved_frames:
+                last_ckpt = ctx.ckpts.save(last_complete)
     finally:
         collector.shutdown()
-    return _result(policy, state, baselines, t_start, interrupted, last_ckpt)
+    return _result(policy, state, ctx.baselines, t_start, interrupted, last_ckpt)
 
 
 def _result(policy, state: _State, baselines, t_start: float, interrupted: bool, ckpt: Path | None) -> TrainResult:
