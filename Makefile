@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	# any other request downloads several GB.
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install --quiet "$(TORCH_PIN)"
 	$(PIP) install --quiet "$(TENSORDICT_PIN)" "$(TORCHRL_PIN)"
-	$(PIP) install --quiet -e ".[test,plot]"
+	$(PIP) install --quiet -e ".[test,plot,real]"
 	touch $(STAMP)
 
 # The main job: PPO with the Slot Transformer on the 1x3 grid (a fresh run folder each time).
