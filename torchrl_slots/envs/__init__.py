@@ -4,6 +4,7 @@
 from torchrl_slots.envs.config import LifecycleConfig
 from torchrl_slots.envs.flat import FlatToSlots, SlotsToFlat
 from torchrl_slots.envs.items import ItemsEnv
+from torchrl_slots.envs.lifecycle import LifecycleState, SeedLifecycle
 from torchrl_slots.envs.reference import (
     HeuristicPolicy,
     OraclePolicy,
@@ -20,8 +21,10 @@ __all__ = [
     "HeuristicPolicy",
     "ItemsEnv",
     "LifecycleConfig",
+    "LifecycleState",
     "OraclePolicy",
     "RandomPolicy",
+    "SeedLifecycle",
     "SeedLifecycleEnv",
     "SeedSimulator",
     "SimState",
