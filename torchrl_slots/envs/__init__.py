@@ -1,8 +1,10 @@
-"""Environments: the batched :class:`SeedLifecycleEnv`, its reference policies and transforms, and
-:class:`ItemsEnv` (a small set-of-entities env for reusing the encoder)."""
+"""Environments: the batched :class:`SeedLifecycleEnv` (a surrogate), :class:`HostTrainingEnv` (a
+real host network that trains), their reference policies and transforms, and :class:`ItemsEnv` (a small set-of-entities env
+for reusing the encoder)."""
 
 from torchrl_slots.envs.config import LifecycleConfig
 from torchrl_slots.envs.flat import FlatToSlots, SlotsToFlat
+from torchrl_slots.envs.host import HostConfig, HostTrainingEnv
 from torchrl_slots.envs.items import ItemsEnv
 from torchrl_slots.envs.lifecycle import LifecycleState, SeedLifecycle
 from torchrl_slots.envs.reference import (
@@ -19,6 +21,8 @@ from torchrl_slots.envs.world import World
 __all__ = [
     "FlatToSlots",
     "HeuristicPolicy",
+    "HostConfig",
+    "HostTrainingEnv",
     "ItemsEnv",
     "LifecycleConfig",
     "LifecycleState",
