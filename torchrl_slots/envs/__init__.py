@@ -7,6 +7,7 @@ from torchrl_slots.envs.flat import FlatToSlots, SlotsToFlat
 from torchrl_slots.envs.host import HostConfig, HostTrainingEnv
 from torchrl_slots.envs.items import ItemsEnv
 from torchrl_slots.envs.lifecycle import LifecycleState, SeedLifecycle
+from torchrl_slots.envs.plans import PLAN_GRID, PlanPolicy
 from torchrl_slots.envs.reference import (
     HeuristicPolicy,
     OraclePolicy,
@@ -27,6 +28,8 @@ __all__ = [
     "LifecycleConfig",
     "LifecycleState",
     "OraclePolicy",
+    "PLAN_GRID",
+    "PlanPolicy",
     "RandomPolicy",
     "SeedLifecycle",
     "SeedLifecycleEnv",

@@ -67,7 +67,7 @@ class HostConfig(LifecycleConfig):
     batch_size: int = 32
     batches_per_epoch: int = 4
     lr: float = 3e-3
-    seed_lr: float = 3e-3
+    seed_lr: float = 1e-2
     block_init: float = 1.0
 
     def validate(self, rows: int, cols: int) -> None:
