@@ -196,3 +196,21 @@ def test_reference_policies_run_and_score():
         scores[name] = score[:, -1]
     assert (scores["wait"] == 0).all(), "wait-only is the twin: its score is exactly 0"
     assert (scores["heuristic"] != 0).any() and (scores["random"] != 0).any()
+
+
+def test_train_runs_on_the_host_env():
+    from torchrl_slots.policy import PolicyConfig
+    from torchrl_slots.training import EnvConfig, PPOConfig, RunOptions, train
+
+    cfg = EnvConfig(num_envs=4, rows=1, cols=2, env="host", lifecycle=HostConfig(**{**SMALL, "max_epochs": 8}))
+    assert EnvConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="HostConfig"):
+        EnvConfig(env="host").validate()
+    res = train("transformer", cfg,
+                PolicyConfig(embed_dim=16, num_heads=2, num_layers=1, ffn_dim=32, feature_dim=16, lstm_hidden=16,
+                             key_dim=8),
+                PPOConfig(frames_per_batch=32, total_frames=64, minibatches=2, epochs=1),
+                options=RunOptions(eval_episodes=2), log=None)
+    assert res.frames == 64 and sorted(res.baselines) == ["heuristic", "plan", "random", "wait"]
+    assert res.baselines["wait"]["score"] == 0.0
+    assert all(torch.isfinite(torch.tensor(v)) for row in res.history for k, v in row.items() if k.startswith("eval/score"))

@@ -3,6 +3,7 @@ real host network that trains), their reference policies and transforms, and :cl
 for reusing the encoder)."""
 
 from torchrl_slots.envs.config import LifecycleConfig
+from torchrl_slots.envs.factory import ENV_KINDS, make_env
 from torchrl_slots.envs.flat import FlatToSlots, SlotsToFlat
 from torchrl_slots.envs.host import HostConfig, HostTrainingEnv
 from torchrl_slots.envs.items import ItemsEnv
@@ -20,6 +21,7 @@ from torchrl_slots.envs.simulator import SeedSimulator, SimState
 from torchrl_slots.envs.world import World
 
 __all__ = [
+    "ENV_KINDS",
     "FlatToSlots",
     "HeuristicPolicy",
     "HostConfig",
@@ -38,5 +40,6 @@ __all__ = [
     "SlotsToFlat",
     "WaitPolicy",
     "World",
+    "make_env",
     "sample_legal",
 ]

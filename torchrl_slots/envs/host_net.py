@@ -222,6 +222,7 @@ class HostNets:
         acc = (logits.argmax(-1) == y).float().mean(-1) * 100.0
         return ce.view(logits.shape[:-1]).mean(-1), acc
 
+    @torch.enable_grad()  # the env trains its hosts even inside a no_grad rollout or collector
     def train_epoch(self, st, x: torch.Tensor, y: torch.Tensor, lr: float, seed_lr: float,
                     trainable: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One epoch in place on ``st`` (a :class:`~torchrl_slots.envs.host.HostState`): one Adam

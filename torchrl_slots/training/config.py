@@ -9,6 +9,7 @@ from typing import Any, Literal, Mapping
 
 from torchrl_slots import layout
 from torchrl_slots.envs import LifecycleConfig
+from torchrl_slots.envs.factory import config_class, config_from_dict
 
 
 def _from_dict(cls, data: Mapping[str, Any]):
@@ -27,7 +28,10 @@ class EnvConfig:
         num_envs: parallel episodes per collector (in total: split over ``workers`` processes).
         rows: grid rows.
         cols: grid columns.
-        lifecycle: the simulator's :class:`~torchrl_slots.envs.LifecycleConfig`.
+        lifecycle: the simulator's :class:`~torchrl_slots.envs.LifecycleConfig` (a
+            :class:`~torchrl_slots.envs.HostConfig` when ``env="host"``).
+        env: ``"surrogate"`` (:class:`~torchrl_slots.envs.SeedLifecycleEnv`) or ``"host"``
+            (:class:`~torchrl_slots.envs.HostTrainingEnv`, a real host network).
 
     Examples:
         >>> cfg = EnvConfig(num_envs=8, rows=2, cols=5, lifecycle=LifecycleConfig(auto_advance=True))
@@ -39,22 +43,29 @@ class EnvConfig:
     rows: int = 1
     cols: int = 3
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+    env: str = "surrogate"
 
     def validate(self) -> None:
         """Raise ``ValueError`` for settings the env cannot take."""
         if not isinstance(self.num_envs, int) or self.num_envs <= 0:
             raise ValueError(f"num_envs must be a positive int, got {self.num_envs!r}")
+        if not isinstance(self.lifecycle, config_class(self.env)):
+            raise ValueError(f"env={self.env!r} needs lifecycle to be a {config_class(self.env).__name__}, "
+                             f"got {type(self.lifecycle).__name__}")
         self.lifecycle.validate(self.rows, self.cols)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"num_envs": self.num_envs, "rows": self.rows, "cols": self.cols,
-                "lifecycle": self.lifecycle.to_dict()}
+        out = {"num_envs": self.num_envs, "rows": self.rows, "cols": self.cols,
+               "lifecycle": self.lifecycle.to_dict()}
+        if self.env != "surrogate":  # older run dicts (and resume checks) stay as they were
+            out["env"] = self.env
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "EnvConfig":
         data = dict(data)
         if isinstance(data.get("lifecycle"), Mapping):
-            data["lifecycle"] = LifecycleConfig.from_dict(data["lifecycle"])
+            data["lifecycle"] = config_from_dict(data.get("env", "surrogate"), data["lifecycle"])
         return _from_dict(cls, data)
 
 

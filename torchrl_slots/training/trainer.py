@@ -38,7 +38,7 @@ from torchrl.objectives.value import GAE
 from torchrl.record.loggers import Logger
 
 from torchrl_slots import layout
-from torchrl_slots.envs import SeedLifecycleEnv
+from torchrl_slots.envs import make_env
 from torchrl_slots.policy import PolicyConfig, SlotPolicy, create_policy
 from torchrl_slots.training.checkpoint import TRAINING_FORMAT, CheckpointManager, check_resumable
 from torchrl_slots.training.config import Collection, EnvConfig, PPOConfig
@@ -120,7 +120,7 @@ def _env_factory(env: EnvConfig, policy: SlotPolicy, num_envs: int, seed: int, d
     transforms = policy.transforms()
 
     def make() -> EnvBase:
-        base = SeedLifecycleEnv(num_envs, env.rows, env.cols, config=env.lifecycle, seed=seed, device=device)
+        base = make_env(env.env, num_envs, env.rows, env.cols, config=env.lifecycle, seed=seed, device=device)
         return TransformedEnv(base, Compose(*[t.clone() for t in transforms], RewardSum(), StepCounter()))
 
     return make
@@ -216,7 +216,7 @@ class _Updater:
 def _eval_row(policy: SlotPolicy, env: EnvConfig, opts: RunOptions, eval_seed: int,
               baselines: dict[str, EvalResult]) -> dict[str, float]:
     res = evaluate_policy(policy, rows=env.rows, cols=env.cols, config=env.lifecycle,
-                          episodes=opts.eval_episodes, seed=eval_seed)
+                          episodes=opts.eval_episodes, seed=eval_seed, env=env.env)
     return {"eval/score": res.score, "eval/score_se": res.score_se, "eval/return": res.ret,
             "eval/score_normalized": normalized_score(res.score, baselines)}
 
@@ -274,7 +274,7 @@ def train(
     ckpts = CheckpointManager(output_dir, keep=opts.keep_checkpoints) if output_dir is not None else None
     saved = _load_for_resume(ckpts, run, resume)
     torch.manual_seed(opts.seed)
-    probe = SeedLifecycleEnv(1, env_cfg.rows, env_cfg.cols, config=env_cfg.lifecycle, seed=0, device=opts.device)
+    probe = make_env(env_cfg.env, 1, env_cfg.rows, env_cfg.cols, config=env_cfg.lifecycle, seed=0, device=opts.device)
     policy = create_policy(arch, probe, pcfg)
     updater = _Updater(policy, ppo, env_cfg.num_envs)
     eval_seed = opts.seed + 10_000 if opts.eval_seed is None else opts.eval_seed
@@ -284,7 +284,7 @@ def train(
         baselines = {k: EvalResult.from_dict(d) for k, d in saved["baselines"].items()}
     else:
         baselines = evaluate_baselines(rows=env_cfg.rows, cols=env_cfg.cols, config=env_cfg.lifecycle,
-                                       episodes=opts.eval_episodes, seed=eval_seed)
+                                       episodes=opts.eval_episodes, seed=eval_seed, env=env_cfg.env)
     log_obj = make_logger(log, output_dir) if output_dir is not None or isinstance(log, Logger) else None
     return _loop(run, env_cfg, ppo, opts, policy, updater, state, baselines, eval_seed, ckpts, log_obj, callback)
 
@@ -344,7 +344,7 @@ def _loop(run, env_cfg, ppo, opts, policy, updater, state, baselines, eval_seed,
     if state.frames + ppo.frames_per_batch > ppo.total_frames:  # a finished run resumed as is
         logger.warning("nothing to do: %d of total_frames=%d done", state.frames, ppo.total_frames)
         return _result(policy, state, baselines, t_start, False, None)
-    rnd, orc = baselines["random"].score, baselines["oracle"].score
+    rnd, orc = baselines["random"].score, baselines["oracle" if "oracle" in baselines else "plan"].score
     if state.batches == 0:
         row = {"frames": 0.0, **_eval_row(policy, env_cfg, opts, eval_seed, baselines),
                **{f"baseline/{k}": v.score for k, v in baselines.items()}}
