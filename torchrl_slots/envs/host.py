@@ -47,7 +47,11 @@ class HostConfig(LifecycleConfig):
     Args:
         lane_width: features per lane (a multiple of 8); the host is ``rows * lane_width`` wide.
         train_size: training images (None = all 1,497 not in the validation split).
-        val_size: validation images (the first ``val_size`` of the fixed permutation).
+        val_size: validation images (the first ``val_size`` of the fixed permutation): accuracy,
+            loss and score.
+        measure_size: the first ``measure_size`` validation images measure the per-seed
+            counterfactuals (contributions, pre-alpha probes, pair interactions), one forward
+            per variant (all of them if ``val_size`` is smaller).
         batch_size: images per minibatch.
         batches_per_epoch: minibatches (Adam steps) per env step.
         lr: Adam learning rate of the host.
@@ -64,9 +68,10 @@ class HostConfig(LifecycleConfig):
     lane_width: int = 8
     train_size: int | None = None
     val_size: int = 300
-    batch_size: int = 32
-    batches_per_epoch: int = 4
-    lr: float = 3e-3
+    measure_size: int = 128
+    batch_size: int = 64
+    batches_per_epoch: int = 2
+    lr: float = 5e-3
     seed_lr: float = 1e-2
     block_init: float = 1.0
 
@@ -74,7 +79,7 @@ class HostConfig(LifecycleConfig):
         super().validate(rows, cols)
         if self.lane_width <= 0 or self.lane_width % 8:
             raise ValueError(f"lane_width must be a positive multiple of 8, got {self.lane_width}")
-        for name in ("batch_size", "batches_per_epoch", "val_size"):
+        for name in ("batch_size", "batches_per_epoch", "val_size", "measure_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.train_size is not None and self.train_size <= 0:
@@ -100,7 +105,7 @@ class HostState(LifecycleState):
     best_loss: torch.Tensor
     plateau: torch.Tensor  # int64
     rent_total: torch.Tensor
-    twin_acc: torch.Tensor  # [E] the seedless twin's validation accuracy
+    twin_acc: torch.Tensor  # [E] the seedless twin's validation accuracy (at reset and the last step)
     final_gain: torch.Tensor  # [E] fossil-only accuracy - twin accuracy (last step only)
     host: torch.Tensor
     host_m: torch.Tensor
@@ -214,7 +219,10 @@ class HostTrainingEnv(LifecycleEnvBase):
         self._measure(s, done=s.epoch >= cfg.max_epochs)
 
     def _measure(self, s: HostState, done: torch.Tensor) -> None:
-        """Counterfactual accuracies of every variant the features need, in one batched forward."""
+        """Measure what the features, reward and score need: the counterfactual variants (each live
+        seed ablated, each TRAINING seed probed at alpha 1, each pair of live neighbours ablated) in
+        one batched forward on the first ``measure_size`` validation images; the host as it is, the
+        host with only its fossils, and the twin on the whole validation split."""
         e, n = self.num_envs, self.num_slots
         a = s.alpha
         active, probe = a > 0, s.stage == Stage.TRAINING
@@ -227,25 +235,33 @@ class HostTrainingEnv(LifecycleEnvBase):
             both = eye[i] | eye[j]  # [P, N]
             coefs.append(torch.where(both, 0.0, a[:, None]))
             valid.append(active[:, i] & active[:, j])
-        coefs.append(torch.where(s.stage == Stage.FOSSILIZED, a, 0.0)[:, None])
-        valid.append(done[:, None])
         coef_all, valid_all = torch.cat(coefs, 1), torch.cat(valid, 1)  # [E, Vall, N], [E, Vall]
-        order = torch.argsort((~valid_all).to(torch.int8), dim=1, stable=True)
-        sel = order[:, : int(valid_all.sum(-1).max())]
-        coef = coef_all.gather(1, sel[..., None].expand(-1, -1, n))
-        loss, acc, _, t_acc = self.nets.measure(s, coef, self.x_val, self.y_val)
-        acc_all = torch.zeros(valid_all.shape).scatter(1, sel, acc)
-        base = acc_all[:, 0]
+        acc_all = torch.zeros(valid_all.shape)
+        v_max = int(valid_all.sum(-1).max())
+        if v_max > 1:  # some seed to measure
+            sel = torch.argsort((~valid_all).to(torch.int8), dim=1, stable=True)[:, :v_max]
+            coef = coef_all.gather(1, sel[..., None].expand(-1, -1, n))
+            m = min(self.config.measure_size, self.config.val_size)
+            _, acc, _, _ = self.nets.measure(s, coef, self.x_val[:m], self.y_val[:m], twin=False)
+            acc_all = acc_all.scatter(1, sel, acc)
+        cf_base = acc_all[:, :1]
         abl, prb = acc_all[:, 1:1 + n], acc_all[:, 1 + n:1 + 2 * n]
-        s.contribution = torch.where(active, base[:, None] - abl, 0.0)
-        s.observed = torch.where(active, s.contribution, torch.where(probe, prb - base[:, None], 0.0))
+        s.contribution = torch.where(active, cf_base - abl, 0.0)
+        s.observed = torch.where(active, s.contribution, torch.where(probe, prb - cf_base, 0.0))
         if use_pairs:
-            edge = acc_all[:, 1 + 2 * n:1 + 2 * n + i.shape[0]]
-            inter = torch.where(valid_all[:, 1 + 2 * n:1 + 2 * n + i.shape[0]], base[:, None] - abl[:, i] - abl[:, j] + edge, 0.0)
-            inter = torch.cat([inter, torch.zeros(e, 1)], 1)  # pad column for "no neighbour"
-            s.pairs = inter[:, self._edge_of]  # [E, N, 4]
-        s.final_gain = torch.where(done, acc_all[:, -1] - t_acc, 0.0)
-        s.twin_acc = t_acc
+            k = i.shape[0]
+            edge = acc_all[:, 1 + 2 * n:1 + 2 * n + k]
+            inter = torch.where(valid_all[:, 1 + 2 * n:], cf_base - abl[:, i] - abl[:, j] + edge, 0.0)
+            s.pairs = torch.cat([inter, torch.zeros(e, 1)], 1)[:, self._edge_of]  # [E, N, 4]; pad = no neighbour
+        last = bool(done.any())  # the score needs the fossils-only host and the twin, at the end only
+        coef = torch.stack([a, torch.where(s.stage == Stage.FOSSILIZED, a, 0.0)], 1) if last else a[:, None]
+        loss, acc, _, t_acc = self.nets.measure(s, coef, self.x_val, self.y_val, twin=last)
+        base = acc[:, 0]
+        if last:
+            s.final_gain = torch.where(done, acc[:, 1] - t_acc, 0.0)
+            s.twin_acc = torch.where(done, t_acc, s.twin_acc)
+        else:
+            s.final_gain = torch.zeros_like(base)
         val_loss = loss
         improved = base > s.best_acc + 0.1
         s.plateau = torch.where(improved, 0, s.plateau + 1)

@@ -251,15 +251,17 @@ class HostNets:
         return loss_sum / x.shape[0], acc_sum / x.shape[0]
 
     @torch.no_grad()
-    def measure(self, st, coef: torch.Tensor, x: torch.Tensor, y: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def measure(self, st, coef: torch.Tensor, x: torch.Tensor, y: torch.Tensor, twin: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Validation loss of the seeded host (``[E]``, first variant) and its accuracy (pp) in each
         alpha variant ``coef`` ``[E, V, N]`` (``[E, V]``), and the twin's loss and accuracy (``[E]``
-        each), on ``x`` ``[M, 64]``."""
+        each; None unless ``twin``), on ``x`` ``[M, 64]``."""
         seeds = {"columns": self.seed_columns(st.seeds), "coef": coef, "inc": None, "blueprint": st.blueprint,
                  "algorithm": st.algorithm}
         logits = self.forward(self.host_params(st.host[:, :1]), x, seeds)  # [E, V, M, 10]
         loss, _ = self.losses(logits[:, :1], y)  # the loss of the base variant only
         acc = (logits.argmax(-1) == y).float().mean(-1) * 100.0
+        if not twin:
+            return loss[:, 0], acc, None, None
         t_loss, t_acc = self.losses(self.forward(self.host_params(st.host[:, 1:]), x), y)
         return loss[:, 0], acc, t_loss[:, 0], t_acc[:, 0]
