@@ -29,7 +29,7 @@ from torchrl_slots.layout import Algorithm, Op, Stage
 
 from test_env_contract import NUM_ENVS, EnvContractMixin, assert_actions_legal, assert_mask_invariants
 
-SMALL = {"train_size": 256, "val_size": 128, "batches_per_epoch": 2, "max_epochs": 12}
+SMALL = {"train_size": 256, "val_size": 128, "batches_per_epoch": 2, "lr": 5e-3, "max_epochs": 12}
 CASES: dict[str, tuple[int, int, dict]] = {
     "1x3": (1, 3, {}),
     "2x2-enabled-1-3-no-scaffolding": (2, 2, {"enabled_slots": (1, 3), "scaffolding": False}),
@@ -198,7 +198,27 @@ def test_reference_policies_run_and_score():
     assert (scores["heuristic"] != 0).any() and (scores["random"] != 0).any()
 
 
-def test_train_runs_on_the_host_env():
+def test_env_config_and_make_env_take_the_host():
+    from torchrl_slots.envs import make_env
+    from torchrl_slots.training import EnvConfig
+
+    cfg = EnvConfig(num_envs=4, rows=1, cols=2, env="host", lifecycle=HostConfig(**SMALL))
+    assert EnvConfig.from_dict(cfg.to_dict()) == cfg and "env" not in EnvConfig().to_dict()
+    with pytest.raises(ValueError, match="HostConfig"):
+        EnvConfig(env="host").validate()
+    with pytest.raises(ValueError, match="env kind"):
+        EnvConfig(env="real").validate()
+    env = make_env("host", 2, 1, 2, config=HostConfig(**SMALL), seed=0)
+    assert isinstance(env, HostTrainingEnv) and env.num_slots == 2
+    with pytest.raises(TypeError, match="HostConfig"):
+        make_env("host", 2, 1, 2, config=LifecycleConfig())
+
+
+@pytest.mark.slow
+def test_train_runs_on_the_host_env_and_evaluate_reads_it(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
     from torchrl_slots.policy import PolicyConfig
     from torchrl_slots.training import EnvConfig, PPOConfig, RunOptions, train
 
@@ -210,7 +230,16 @@ def test_train_runs_on_the_host_env():
                 PolicyConfig(embed_dim=16, num_heads=2, num_layers=1, ffn_dim=32, feature_dim=16, lstm_hidden=16,
                              key_dim=8),
                 PPOConfig(frames_per_batch=32, total_frames=64, minibatches=2, epochs=1),
-                options=RunOptions(eval_episodes=2), log=None)
+                options=RunOptions(eval_episodes=2, checkpoint_interval=1), output_dir=tmp_path, log=None)
     assert res.frames == 64 and sorted(res.baselines) == ["heuristic", "plan", "random", "wait"]
     assert res.baselines["wait"]["score"] == 0.0
     assert all(torch.isfinite(torch.tensor(v)) for row in res.history for k, v in row.items() if k.startswith("eval/score"))
+    path = Path(__file__).resolve().parents[2] / "examples" / "evaluate.py"
+    spec = importlib.util.spec_from_file_location("evaluate_example", path)
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
+    ckpt = sorted(tmp_path.glob("checkpoint_*.pt"))[-1]
+    out = evaluate.main(["--checkpoint", str(ckpt), "--episodes", "2"])  # the training env: the host
+    assert "(host env)" in capsys.readouterr().out and out["wait"] == 0.0 and "plan" in out
+    out = evaluate.main(["--checkpoint", str(ckpt), "--episodes", "2", "--env", "surrogate"])
+    assert "(surrogate env)" in capsys.readouterr().out and "oracle" in out

@@ -70,10 +70,10 @@ class HostConfig(LifecycleConfig):
     val_size: int = 300
     measure_size: int = 128
     batch_size: int = 64
-    batches_per_epoch: int = 2
-    lr: float = 5e-3
-    seed_lr: float = 1e-2
-    block_init: float = 1.0
+    batches_per_epoch: int = 4
+    lr: float = 1.5e-3
+    seed_lr: float = 5e-3
+    block_init: float = 0.5
 
     def validate(self, rows: int, cols: int) -> None:
         super().validate(rows, cols)

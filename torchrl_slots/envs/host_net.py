@@ -84,7 +84,7 @@ class HostNets:
         ('mlp', 0.174)
     """
 
-    def __init__(self, rows: int, cols: int, lane_width: int, block_init: float = 1.0) -> None:
+    def __init__(self, rows: int, cols: int, lane_width: int, block_init: float = 0.5) -> None:
         self.rows, self.cols, self.w = rows, cols, lane_width
         self.num_slots_per_env = rows * cols
         self.hidden = h = rows * lane_width
