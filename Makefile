@@ -9,8 +9,9 @@ STAMP  := $(VENV)/.installed
 TORCH_PIN      := torch==2.13.0
 TORCHRL_PIN    := torchrl==0.14.1
 TENSORDICT_PIN := tensordict==0.14.3
+RUFF_PIN       := ruff==0.8.6
 
-.PHONY: setup demo baselines test test-all bench clean
+.PHONY: setup demo baselines lint test test-all bench clean
 
 setup: $(STAMP)
 
@@ -21,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	# any other request downloads several GB.
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install --quiet "$(TORCH_PIN)"
 	$(PIP) install --quiet "$(TENSORDICT_PIN)" "$(TORCHRL_PIN)"
-	$(PIP) install --quiet -e ".[test,plot,real]"
+	$(PIP) install --quiet -e ".[test,plot,real]" "$(RUFF_PIN)"
 	touch $(STAMP)
 
 # The main job: PPO with the Slot Transformer on the 1x3 grid (a fresh run folder each time).
@@ -31,7 +32,10 @@ demo: setup
 baselines: setup
 	$(PY) examples/baselines.py --episodes 256 --grids 1x3,2x5,5x10 --auto-advance-grids 5x10
 
-test: setup
+lint: setup
+	$(PY) -m ruff check .
+
+test: lint
 	$(PY) -m pytest -q -m "not slow" tests --doctest-modules torchrl_slots
 
 test-all: setup

@@ -27,7 +27,6 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,7 +37,10 @@ from torchrl_slots.policy import PolicyConfig
 from torchrl_slots.training import EnvConfig, PPOConfig, RunOptions, evaluate_baselines, evaluate_policy, train
 from torchrl_slots.training.evaluation import normalized_score
 
-DEFAULT_FRAMES = {"1x3": 80_000, "2x5": 100_000, "5x5": 100_000, "5x10": 100_000}
+DEFAULT_FRAMES = {"1x3": 80_000, "2x5": 100_000, "5x5": 100_000, "5x10": 100_000, "2x4": 100_000, "3x6": 100_000,
+                  "4x8": 100_000, "mixed": 200_000}
+MIXED_GRIDS = ("1x3", "2x5", "3x6", "5x10")  # trained together in one run (suite "mixed")
+UNSEEN_GRIDS = ("2x4", "4x8")  # never trained by the mixed run; specialists trained there
 EVAL_SEED, FINAL_SEED = 20_000, 30_000
 AUTO40 = {"auto_advance": True, "max_epochs": 40}
 SMALL = {"embed_dim": 16, "num_heads": 2, "num_layers": 1, "ffn_dim": 32, "feature_dim": 16, "lstm_hidden": 16,
@@ -50,27 +52,56 @@ def grid(text: str) -> tuple[int, int]:
     return rows, cols
 
 
+def parse_overrides(text: str) -> tuple[dict, dict]:
+    """``"ppo.op_floor=0.2,policy.positional=fourier"`` -> ``({"op_floor": 0.2}, {"positional": "fourier"})``
+    (values: int, float, true/false, none, else string)."""
+    ppo, pol = {}, {}
+    for item in filter(None, text.split(",")):
+        key, _, raw = item.partition("=")
+        where, _, name = key.partition(".")
+        if where not in ("ppo", "policy") or not name or not raw:
+            raise SystemExit(f"--set takes ppo.FIELD=VALUE or policy.FIELD=VALUE items, got {item!r}")
+        low = raw.lower()
+        value = {"true": True, "false": False, "none": None}.get(low, raw)
+        if value is raw:
+            for cast in (int, float):
+                try:
+                    value = cast(raw)
+                    break
+                except ValueError:
+                    pass
+        (ppo if where == "ppo" else pol)[name] = value
+    return ppo, pol
+
+
 def make_specs(args: argparse.Namespace) -> list[dict]:
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
     few = seeds[: min(3, len(seeds))]
     frames = {**DEFAULT_FRAMES, **dict(kv.split("=") for kv in args.frames.split(",") if kv)}
     specs = []
 
-    def add(suite, arch, g, seed, lifecycle=None, policy=None, zero_shot=()):
-        pol = {**(SMALL if args.small_policy else {}), **(policy or {})}
+    set_ppo, set_policy = parse_overrides(args.set)
+
+    def add(suite, arch, g, seed, lifecycle=None, policy=None, zero_shot=(), grids=None):
+        policy = {**set_policy, **(policy or {})}
+        pol = {**(SMALL if args.small_policy else {}), **policy}
         tag = "".join(f"_{k}-{v}" for k, v in sorted((lifecycle or {}).items())) + "".join(
-            f"_{k}-{v}" for k, v in sorted((policy or {}).items()))
+            f"_{k}-{v}" for k, v in sorted(policy.items())) + "".join(
+            f"_ppo.{k}-{v}" for k, v in sorted(set_ppo.items()))
         specs.append({"name": f"{suite}_{arch}_{g}{tag}_s{seed}", "suite": suite, "arch": arch, "grid": g,
-                      "seed": seed, "lifecycle": lifecycle or {}, "policy": pol, "frames": int(frames[g]),
-                      "zero_shot": list(zero_shot), "num_envs": args.num_envs,
+                      "seed": seed, "lifecycle": lifecycle or {}, "policy": pol, "ppo": dict(set_ppo),
+                      "frames": int(frames[g]),
+                      "zero_shot": list(zero_shot), "grids": list(grids) if grids else None,
+                      "num_envs": args.num_envs,
                       "frames_per_batch": args.frames_per_batch, "eval_episodes": args.eval_episodes,
                       "final_episodes": args.final_episodes, "eval_interval": args.eval_interval})
 
     suites = args.suites.split(",")
     archs = args.archs.split(",")
-    unknown = set(suites) - {"main", "scaffolding", "large", "zeroshot"}
+    known = {"main", "scaffolding", "large", "zeroshot", "mixed", "specialists"}
+    unknown = set(suites) - known
     if unknown:
-        raise SystemExit(f"unknown suites {sorted(unknown)}; known: main, scaffolding, large, zeroshot")
+        raise SystemExit(f"unknown suites {sorted(unknown)}; known: {sorted(known)}")
     for suite in suites:  # in the order given: a stopped run has the first suites complete
         if suite == "main":
             for g in args.grids.split(","):  # seed-major: every arch at the low seeds first
@@ -78,13 +109,21 @@ def make_specs(args: argparse.Namespace) -> list[dict]:
                     for arch in archs:
                         add("main", arch, g, s)
         elif suite == "scaffolding":
-            for s in few:
+            for s in seeds:
                 for arch in archs:
                     add("scaffolding", arch, "2x5", s, {"scaffolding": False})
         elif suite == "large":
-            for s in few:
+            for s in seeds:
                 for arch in ["transformer"] + (["lstm"] if args.large_lstm else []):
                     add("large", arch, "5x10", s, AUTO40)
+        elif suite == "mixed":  # one transformer on every grid of MIXED_GRIDS at once
+            for s in few:
+                add("mixed", "transformer", "mixed", s, policy={"positional": "fourier"},
+                    zero_shot=MIXED_GRIDS + UNSEEN_GRIDS, grids=MIXED_GRIDS)
+        elif suite == "specialists":  # transformers trained on one grid each (1x3 and 2x5: suite main)
+            for s in few:
+                for g in ("3x6", "5x10") + UNSEEN_GRIDS:
+                    add("specialists", "transformer", g, s)
         else:
             for s in few:
                 for pos in ("learned", "fourier"):
@@ -96,17 +135,23 @@ def make_specs(args: argparse.Namespace) -> list[dict]:
 def run_one(spec: dict, out_dir: str) -> dict:
     """Train one run, evaluate it (and zero-shot grids), write ``runs/<name>.json``."""
     torch.set_num_threads(1)
-    rows, cols = grid(spec["grid"])
     lifecycle = LifecycleConfig(**spec["lifecycle"])
-    env = EnvConfig(num_envs=spec["num_envs"], rows=rows, cols=cols, lifecycle=lifecycle)
-    ppo = PPOConfig(frames_per_batch=spec["frames_per_batch"], total_frames=spec["frames"])
+    if spec.get("grids"):  # evaluated during training on the largest grid
+        grids = tuple(grid(g) for g in spec["grids"])
+        rows, cols = max(grids, key=lambda rc: rc[0] * rc[1])
+        env = EnvConfig(num_envs=spec["num_envs"], rows=rows, cols=cols, lifecycle=lifecycle, grids=grids)
+    else:
+        rows, cols = grid(spec["grid"])
+        env = EnvConfig(num_envs=spec["num_envs"], rows=rows, cols=cols, lifecycle=lifecycle)
+    ppo = PPOConfig(**{"frames_per_batch": spec["frames_per_batch"], "total_frames": spec["frames"],
+                       **spec.get("ppo", {})})
     opts = RunOptions(seed=spec["seed"], eval_interval=spec["eval_interval"], eval_episodes=spec["eval_episodes"],
                       eval_seed=EVAL_SEED)
     t0 = time.perf_counter()
     res = train(spec["arch"], env, PolicyConfig(**spec["policy"]), ppo, options=opts, log=None)
     wall = time.perf_counter() - t0
     evals = {}
-    for g in [spec["grid"], *spec["zero_shot"]]:
+    for g in dict.fromkeys([*([] if spec.get("grids") else [spec["grid"]]), *spec["zero_shot"]]):
         r, c = grid(g)
         base = evaluate_baselines(rows=r, cols=c, config=lifecycle, episodes=spec["final_episodes"], seed=FINAL_SEED)
         pol = evaluate_policy(res.policy, rows=r, cols=c, config=lifecycle, episodes=spec["final_episodes"],
@@ -181,6 +226,26 @@ def welch(a: list[float], b: list[float]) -> dict[str, float]:
     return {"t": float(t), "p": float(p)}
 
 
+LEARNED = 0.5  # a run "learns" when its final normalized score is at least this
+
+
+def _main_grid(run: dict) -> str:
+    """The grid a run's headline number is on: its own, or the largest grid of a mixed run."""
+    if run.get("grids"):
+        return max(run["grids"], key=lambda g: grid(g)[0] * grid(g)[1])
+    return run["grid"]
+
+
+def _first_frames(curve: list[dict], level: float) -> float:
+    """Frames of the first training evaluation at or above ``level`` (inf if never)."""
+    return next((c["frames"] for c in curve if c["normalized"] >= level), float("inf"))
+
+
+def _median_or_none(xs: list[float]) -> float | None:
+    m = statistics.median(xs) if xs else float("inf")
+    return m if math.isfinite(m) else None
+
+
 def _curve_at(curve: list[dict], frames: float, key: str) -> float:
     best = [c for c in curve if c["frames"] <= frames]
     return best[-1][key] if best else float("nan")
@@ -194,12 +259,16 @@ def aggregate(out_dir: Path) -> dict:
         groups.setdefault(key, []).append(r)
     table = []
     for key, rs in sorted(groups.items()):
-        g = rs[0]["grid"]
+        g = _main_grid(rs[0])
         base = rs[0]["evals"][g]["baselines"]
         row = {"group": key, "suite": rs[0]["suite"], "arch": rs[0]["arch"], "grid": g,
                "lifecycle": rs[0]["lifecycle"], "policy": rs[0]["policy"], "frames": rs[0]["frames"],
                "seeds": sorted(r["seed"] for r in rs),
                "normalized": _stats([r["evals"][g]["normalized"] for r in rs]),
+               "per_seed": {r["seed"]: r["evals"][g]["normalized"] for r in rs},
+               "learned": sum(r["evals"][g]["normalized"] >= LEARNED for r in rs),
+               "frames_to_0.8": _median_or_none([_first_frames(r["curve"], 0.8) for r in rs]),
+               "wall_s_per_kframe": _stats([1000 * r["train_wall_s"] / r["frames_done"] for r in rs]),
                "score": _stats([r["evals"][g]["policy"]["score"] for r in rs]),
                "return": _stats([r["evals"][g]["policy"]["return"] for r in rs]),
                "normalized_at_12500_frames": _stats([_curve_at(r["curve"], 12_800, "normalized") for r in rs]),
@@ -222,7 +291,7 @@ def aggregate(out_dir: Path) -> dict:
         tests[g] = {"transformer_minus_lstm": (statistics.fmean(tr) - statistics.fmean(ls)) if tr and ls else None,
                     **welch(tr, ls), "n_transformer": len(tr), "n_lstm": len(ls)}
     summary = {"benchmark": "compare_training", "machine": _machine(), "table": table, "welch": tests,
-               "eval_seed": EVAL_SEED, "final_seed": FINAL_SEED, "runs": len(runs)}
+               "criteria": criteria(groups), "eval_seed": EVAL_SEED, "final_seed": FINAL_SEED, "runs": len(runs)}
     (out_dir / "compare_training.json").write_text(json.dumps(summary, indent=1))
     (out_dir / "compare_training.md").write_text(markdown(summary))
     try:
@@ -230,6 +299,68 @@ def aggregate(out_dir: Path) -> dict:
     except ImportError as err:
         print(f"learning_curves.png skipped: {err}")
     return summary
+
+
+def _norms(groups: dict[str, list[dict]], key: str, g: str | None = None) -> list[float]:
+    return [r["evals"][g or _main_grid(r)]["normalized"] for r in groups.get(key, [])]
+
+
+def _mean(xs: list[float]) -> float:
+    return statistics.fmean(xs) if xs else float("nan")
+
+
+def criteria(groups: dict[str, list[dict]]) -> list[dict]:
+    """The learning targets, each ``{"name", "result", "met"}`` (``met`` None = not run)."""
+    out = []
+
+    def add(name, result, met):
+        out.append({"name": name, "result": result, "met": met})
+
+    auto = "_auto_advance-True_max_epochs-40"
+    for g, need in (("1x3", 10), ("2x5", 9)):
+        for arch in ("lstm", "transformer"):
+            xs = _norms(groups, f"main_{arch}_{g}")
+            n_ok = sum(x >= LEARNED for x in xs)
+            add(f"1. no collapse: {arch} learns on {g} in >= {need} of 10 seeds",
+                f"{n_ok} of {len(xs)}", (n_ok >= need if len(xs) >= 10 else None) if n_ok < need else True)
+    tr, ls = _norms(groups, "main_transformer_1x3"), _norms(groups, "main_lstm_1x3")
+    add("2. 1x3: transformer mean >= 0.9 x LSTM mean", f"{_mean(tr):.2f} vs {_mean(ls):.2f} (n = {len(tr)}, {len(ls)})",
+        _mean(tr) >= 0.9 * _mean(ls) if tr and ls else None)
+    tr, ls = _norms(groups, "main_transformer_2x5"), _norms(groups, "main_lstm_2x5")
+    add("3. 2x5: transformer mean >= LSTM mean, both >= 0.85",
+        f"{_mean(tr):.2f} vs {_mean(ls):.2f} (n = {len(tr)}, {len(ls)}), Welch p = {welch(tr, ls)['p']:.3g}",
+        (_mean(tr) >= _mean(ls) and min(_mean(tr), _mean(ls)) >= 0.85) if tr and ls else None)
+    tr, ls = _norms(groups, f"large_transformer_5x10{auto}"), _norms(groups, f"large_lstm_5x10{auto}")
+    w = welch(tr, ls)
+    add("4. 5x10 (auto_advance, 40 epochs): transformer beats LSTM, Welch p < 0.05",
+        f"{_mean(tr):.2f} vs {_mean(ls):.2f} (n = {len(tr)}, {len(ls)}), p = {w['p']:.3g}",
+        (_mean(tr) > _mean(ls) and w["p"] < 0.05) if len(tr) > 1 and len(ls) > 1 else None)
+    off_t = _norms(groups, "scaffolding_transformer_2x5_scaffolding-False")
+    off_l = _norms(groups, "scaffolding_lstm_2x5_scaffolding-False")
+    on_t = _norms(groups, "main_transformer_2x5")
+    add("5. 2x5 scaffolding off: transformer >= 0.9 x its scaffolding-on score and > LSTM off",
+        f"{_mean(off_t):.2f} vs on {_mean(on_t):.2f}; LSTM off {_mean(off_l):.2f} (n = {len(off_t)}, {len(off_l)})",
+        (_mean(off_t) >= 0.9 * _mean(on_t) and _mean(off_t) > _mean(off_l)) if off_t and off_l and on_t else None)
+    mixed = groups.get("mixed_transformer_mixed_positional-fourier", [])
+    for g in MIXED_GRIDS + UNSEEN_GRIDS:
+        spec_key = f"main_transformer_{g}" if g in ("1x3", "2x5") else f"specialists_transformer_{g}"
+        m, sp = [r["evals"][g]["normalized"] for r in mixed if g in r["evals"]], _norms(groups, spec_key, g)
+        seen = "trained" if g in MIXED_GRIDS else "never seen"
+        add(f"6. one policy for every grid: mixed run on {g} ({seen}) >= 0.8 x specialist",
+            f"{_mean(m):.2f} vs {_mean(sp):.2f} (n = {len(m)}, {len(sp)})",
+            _mean(m) >= 0.8 * _mean(sp) if m and sp else None)
+    ft = [_first_frames(r["curve"], 0.8) for r in groups.get("main_transformer_2x5", [])]
+    fl = [_first_frames(r["curve"], 0.8) for r in groups.get("main_lstm_2x5", [])]
+    wt = [r["train_wall_s"] / r["frames_done"] for r in groups.get("main_transformer_2x5", [])]
+    wl = [r["train_wall_s"] / r["frames_done"] for r in groups.get("main_lstm_2x5", [])]
+    if ft and fl:
+        mt, ml = statistics.median(ft), statistics.median(fl)
+        ratio = _mean(wt) / _mean(wl)
+        add("7. 2x5: frames to 0.8 (median over seeds) transformer <= LSTM, wall per frame <= 1.6x",
+            f"{mt:.0f} vs {ml:.0f} frames; wall per frame {ratio:.2f}x", mt <= ml and ratio <= 1.6)
+    else:
+        add("7. 2x5: frames to 0.8 (median over seeds) transformer <= LSTM, wall per frame <= 1.6x", "-", None)
+    return out
 
 
 def _fmt(s: dict) -> str:
@@ -257,6 +388,10 @@ def markdown(summary: dict) -> str:
                 b = z["baselines"]
                 h = (b["heuristic"] - b["random"]) / (b["oracle"] - b["random"])
                 out.append(f"| {r['group']} | {g} | {_fmt(z['normalized'])} | {_fmt(z['score'])} | {h:.2f} |")
+    out += ["", "Targets:", "", "| target | result | met? |", "|---|---|---|"]
+    for c in summary.get("criteria", []):
+        met = {True: "yes", False: "**no**", None: "not run"}[c["met"]]
+        out.append(f"| {c['name']} | {c['result']} | {met} |")
     out += ["", "Welch t-test, transformer vs lstm normalized score (main suite):", ""]
     for g, t in summary["welch"].items():
         out.append(f"- {g}: difference {t['transformer_minus_lstm']}, t = {t['t']:.3g}, p = {t['p']:.3g} "
@@ -310,6 +445,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--archs", default="lstm,transformer", help="architectures of the main/scaffolding suites")
     p.add_argument("--grids", default="2x5,1x3", help="grids of the main suite (in run order)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per group (3 at most for the other suites)")
+    p.add_argument("--seed-start", type=int, default=0, help="first seed (seeds are seed-start .. seed-start+seeds-1)")
+    p.add_argument("--set", default="", help="overrides for every run: ppo.FIELD=VALUE,policy.FIELD=VALUE,... "
+                   "(part of the run names, so an ablation sits beside the defaults)")
     p.add_argument("--frames", default="", help="budget overrides, e.g. 1x3=60000,2x5=100000")
     p.add_argument("--num-envs", type=int, default=16, help="parallel envs per run")
     p.add_argument("--frames-per-batch", type=int, default=800, help="frames per PPO batch")

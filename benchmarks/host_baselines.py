@@ -20,7 +20,15 @@ from pathlib import Path
 
 import torch
 
-from torchrl_slots.envs import PLAN_GRID, HeuristicPolicy, HostConfig, HostTrainingEnv, PlanPolicy, RandomPolicy, WaitPolicy
+from torchrl_slots.envs import (
+    PLAN_GRID,
+    HeuristicPolicy,
+    HostConfig,
+    HostTrainingEnv,
+    PlanPolicy,
+    RandomPolicy,
+    WaitPolicy,
+)
 
 
 def run(policy_fn, episodes: int, rows: int, cols: int, seed: int) -> dict:

@@ -33,7 +33,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1, help="episode seed (the same for every policy)")
     p.add_argument("--task-seed", type=int, default=0, help="hidden world")
     args = p.parse_args()
-    runs = [(g, False) for g in args.grids.split(",") if g] + [(g, True) for g in args.auto_advance_grids.split(",") if g]
+    runs = [(g, False) for g in args.grids.split(",") if g]
+    runs += [(g, True) for g in args.auto_advance_grids.split(",") if g]
     print(f"{'grid':>5} {'auto':>5} {'policy':>10} {'score':>15} {'shaped return':>15}")
     for grid, auto in runs:
         rows, cols = (int(x) for x in grid.split("x"))

@@ -7,6 +7,7 @@ random / heuristic / oracle on the same episodes, checkpoints) -> plots -> a one
     python examples/ppo_slots.py                       # the `make demo` run: 1x3 grid, transformer
     python examples/ppo_slots.py --arch lstm --rows 2 --cols 5 --total-frames 400000
     python examples/ppo_slots.py --output-dir runs/x --resume   # continue an interrupted run
+    python examples/ppo_slots.py --grids 1x3,2x5,3x6,5x10 --total-frames 200000   # one policy, every grid
 
 Ctrl-C writes a checkpoint first; ``--resume`` continues the same curve.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from torchrl_slots.envs import HostConfig, LifecycleConfig
+from torchrl_slots.envs import HostConfig, LifecycleConfig, parse_grids
 from torchrl_slots.policy import PolicyConfig
 from torchrl_slots.training import EnvConfig, PPOConfig, RunOptions, train
 
@@ -34,6 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
       help="surrogate: SeedLifecycleEnv; host: HostTrainingEnv, real host networks on load_digits (CPU)")
     a("--rows", type=int, default=1, help="slot grid rows")
     a("--cols", type=int, default=3, help="slot grid columns")
+    a("--grids", default=None, help="train ONE policy on several grids at once, e.g. 1x3,2x5,3x6,5x10 "
+      "(--num-envs split evenly; evaluated during training on the largest; transformer only)")
     a("--enabled-slots", type=int, nargs=2, metavar=("MIN", "MAX"), default=None,
       help="enable a random number of slots in [MIN, MAX] per episode (default: all)")
     a("--no-scaffolding", action="store_true", help="zero the interaction-summary slot features")
@@ -45,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--epochs", type=int, default=4, help="PPO epochs per batch")
     a("--minibatches", type=int, default=4, help="minibatches per epoch (each holds whole env sequences)")
     a("--lr", type=float, default=3e-4, help="Adam learning rate")
-    a("--entropy-coeff", type=float, default=0.05, help="entropy coefficient of every head")
+    a("--entropy-coeff", type=float, default=None,
+      help="one entropy coefficient for every head (default: PPOConfig's per-head defaults)")
     a("--seed", type=int, default=0, help="seed of the weights and the training episodes")
     a("--task-seed", type=int, default=0, help="hidden world of the env (the same in evaluation)")
     a("--device", default="cpu", help="torch device of the env and the policy")
@@ -70,9 +74,15 @@ def configs(args: argparse.Namespace) -> tuple[EnvConfig, PolicyConfig, PPOConfi
         auto_advance=args.auto_advance,
         enabled_slots=tuple(args.enabled_slots) if args.enabled_slots else None,
     )
-    env = EnvConfig(num_envs=args.num_envs, rows=args.rows, cols=args.cols, lifecycle=lifecycle, env=args.env)
-    ppo = PPOConfig(lr=args.lr, entropy_coeff=args.entropy_coeff, frames_per_batch=args.frames_per_batch,
-                    total_frames=args.total_frames, epochs=args.epochs, minibatches=args.minibatches)
+    if args.grids:
+        grids = tuple(parse_grids(args.grids))
+        rows, cols = max(grids, key=lambda rc: rc[0] * rc[1])
+        env = EnvConfig(num_envs=args.num_envs, rows=rows, cols=cols, lifecycle=lifecycle, grids=grids)
+    else:
+        env = EnvConfig(num_envs=args.num_envs, rows=args.rows, cols=args.cols, lifecycle=lifecycle, env=args.env)
+    extra = {} if args.entropy_coeff is None else {"entropy_coeff": args.entropy_coeff}
+    ppo = PPOConfig(lr=args.lr, frames_per_batch=args.frames_per_batch, total_frames=args.total_frames,
+                    epochs=args.epochs, minibatches=args.minibatches, **extra)
     opts = RunOptions(seed=args.seed, device=args.device, collector=args.collector, workers=args.workers,
                       compile=args.compile, eval_interval=args.eval_interval, eval_episodes=args.eval_episodes,
                       checkpoint_interval=args.checkpoint_interval)
@@ -115,11 +125,13 @@ def summary(result, out: Path, files: list[str]) -> str:
     lines = [f"\n{'policy':>12} {'eval score':>11} {'normalized':>11}   (same {base['random']['episodes']} episodes)"]
     top = "oracle" if "oracle" in base else "plan"  # the real host has no oracle: its best fixed plan
     gap = base[top]["score"] - base["random"]["score"]
-    lines.append(f"{'this run':>12} {ev.get('eval/score', float('nan')):>11.2f} {ev.get('eval/score_normalized', float('nan')):>11.2f}")
+    score, normalized = ev.get("eval/score", float("nan")), ev.get("eval/score_normalized", float("nan"))
+    lines.append(f"{'this run':>12} {score:>11.2f} {normalized:>11.2f}")
     for name in ("wait", "random", "heuristic", top):
         s = base[name]["score"]
         lines.append(f"{name:>12} {s:>11.2f} {(s - base['random']['score']) / gap:>11.2f}")
-    lines.append(f"\n{result.frames} frames in {result.wall_time_s:.0f} s"
+    fps = result.frames / result.wall_time_s if result.wall_time_s > 0 else float("nan")
+    lines.append(f"\n{result.frames} frames in {result.wall_time_s:.0f} s ({fps:.0f} frames/s)"
                  + (" (interrupted; rerun with --resume to continue)" if result.interrupted else ""))
     lines.append(f"outputs in {out}/: logs/ (CSV or TensorBoard), checkpoint_*.pt, {', '.join(files)}")
     return "\n".join(lines)
@@ -128,8 +140,16 @@ def summary(result, out: Path, files: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    env, pcfg, ppo, opts = configs(args)
-    out = args.output_dir or Path("runs") / f"{args.arch}_{args.rows}x{args.cols}_s{args.seed}"
+    try:
+        env, pcfg, ppo, opts = configs(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.grids and args.arch != "transformer":
+        print("error: --grids needs --arch transformer (the flat LSTM fits one slot count)", file=sys.stderr)
+        return 2
+    grid_name = args.grids.replace(",", "+") if args.grids else f"{args.rows}x{args.cols}"
+    out = args.output_dir or Path("runs") / f"{args.arch}_{grid_name}_s{args.seed}"
     bar = ProgressBar(ppo.total_frames, disable=args.quiet)
     try:
         result = train(args.arch, env, pcfg, ppo, options=opts, output_dir=out, resume=args.resume,

@@ -3,11 +3,13 @@
 The env (``torchrl_slots.envs.items.ItemsEnv``) is a one-step bandit over a variable set of
 items: each has 7 features (x, y, quality, 4 distractors) and is worth its own quality plus the
 qualities of the valid items within ``--radius``. No Esper action heads, no grid positions: an
-encoder with ``positional="none"`` reads the items, a pointer on its CLS picks one
-(``make_entity_actor``), a second encoder + MLP is the critic (``make_entity_critic``), and
-TorchRL's ``Collector`` + ``GAE`` + ``ClipPPOLoss`` train them. Then the greedy policy is scored
-on fresh episodes against random picks, the best one-item rule ("highest own quality") and the
-oracle, with ``--num-items`` and, zero-shot, with ``--eval-items``.
+encoder from ``SlotTransformerEncoder.for_entities`` (no positions) reads the items, a pointer on
+its CLS picks one (``make_entity_actor``), a second encoder + MLP is the critic
+(``make_entity_critic``), and TorchRL's ``Collector`` + ``GAE`` + ``ClipPPOLoss`` train them. The
+pair is saved with ``save_entity_policy`` (config, weights, checksum) and loaded back with
+``load_entity_policy``; the reloaded greedy policy is scored on fresh episodes against random
+picks, the best one-item rule ("highest own quality") and the oracle, with ``--num-items`` and,
+zero-shot, with ``--eval-items``.
 
     python examples/reuse_encoder.py                       # ~2 min on a busy 2-core CPU
     python examples/reuse_encoder.py --total-frames 20000  # a quick look
@@ -28,7 +30,13 @@ from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
 from torchrl_slots.envs.items import FEATURES, FEATURES_KEY, MASK_KEY, ItemsEnv
-from torchrl_slots.modules import SlotTransformerEncoder, make_entity_actor, make_entity_critic
+from torchrl_slots.modules import (
+    SlotTransformerEncoder,
+    load_entity_policy,
+    make_entity_actor,
+    make_entity_critic,
+    save_entity_policy,
+)
 
 
 @dataclass
@@ -50,20 +58,21 @@ class Args:
     eval_episodes: int = field(default=4096, metadata={"help": "episodes per evaluation"})
     log_every: int = field(default=10, metadata={"help": "print every this many batches"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads (0: torch's default)"})
+    save_path: str = field(default="runs/reuse_encoder/entity_policy.pt",
+                           metadata={"help": "where the trained actor and critic are saved"})
 
 
 def parse_args(argv: list[str] | None) -> Args:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in dataclasses.fields(Args):
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default, help=f.metadata["help"])
+        p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
+                       help=f.metadata["help"])
     return Args(**vars(p.parse_args(argv)))
 
 
 def make_encoder(args: Args) -> SlotTransformerEncoder:
-    return SlotTransformerEncoder(
-        slot_dim=FEATURES, embed_dim=args.embed_dim, num_heads=2, num_layers=args.num_layers,
-        ffn_dim=2 * args.embed_dim, positional="none",
-    )
+    return SlotTransformerEncoder.for_entities(FEATURES, embed_dim=args.embed_dim, num_heads=2,
+                                               num_layers=args.num_layers)
 
 
 @torch.no_grad()
@@ -123,9 +132,18 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     collector.shutdown()
     seconds = time.perf_counter() - start
 
-    results = {"frames": float(frames), "seconds": seconds, "final_train_return": train_return}
+    save_entity_policy(args.save_path, actor, critic)
+    loaded = load_entity_policy(args.save_path)
+    probe = ItemsEnv(256, args.eval_items, radius=args.radius, seed=args.seed + 20_000).reset()
+    logits = ("params", "entity", "logits")
+    with torch.no_grad():
+        diff = (loaded.actor.module[0](probe.clone())[logits] - actor.module[0](probe.clone())[logits]).abs().max()
+    print(f"saved to {args.save_path}; reloaded logits differ by at most {diff.item():.2g}")
+
+    results = {"frames": float(frames), "seconds": seconds, "final_train_return": train_return,
+               "reload_max_abs_diff": diff.item()}
     for prefix, n in (("train", args.num_items), ("eval", args.eval_items)):
-        scores = evaluate(actor, n, args)
+        scores = evaluate(loaded.actor, n, args)
         results.update({f"{prefix}_{k}": v for k, v in scores.items()})
         print(f"{n:>3} items ({prefix}): learned {scores['learned']:.3f}  random {scores['random']:.3f}  "
               f"best rule {scores['best_rule']:.3f}  oracle {scores['oracle']:.3f}")

@@ -151,9 +151,10 @@ def test_transformer_checkpoint_loads_for_another_grid_and_lstm_does_not(tmp_pat
 
 
 def test_conditioning_none_needs_wait_env_and_then_acts():
+    none = PolicyConfig(**{**SMALL.__dict__, "conditioning": "none", "op_from_slots": False})
     with pytest.raises(ValueError, match="invalid_action='wait'"):
-        make("transformer", config=PolicyConfig(**{**SMALL.__dict__, "conditioning": "none"}))
-    env, policy = make("transformer", config=PolicyConfig(**{**SMALL.__dict__, "conditioning": "none"}),
+        make("transformer", config=none)
+    env, policy = make("transformer", config=none,
                        env_config=LifecycleConfig(invalid_action="wait"))
     td = rollout(env, policy, steps=25)
     # independent heads pick illegal (op, slot) pairs sometimes; the env reports them
@@ -196,3 +197,26 @@ def test_a_config_saved_before_op_from_slots_loads_with_the_old_head():
     del saved["op_from_slots"]
     assert PolicyConfig.from_dict(saved).op_from_slots is False
     assert PolicyConfig.from_dict(asdict(SMALL)).op_from_slots is True
+
+
+def test_policy_config_format_versions():
+    from torchrl_slots.policy import POLICY_CONFIG_VERSION
+
+    saved = SMALL.to_dict()
+    assert saved["format_version"] == POLICY_CONFIG_VERSION
+    assert PolicyConfig.from_dict(saved) == SMALL
+    v1 = asdict(SMALL)  # a version-1 dict: no format_version, written before op_slot_pool existed
+    del v1["op_slot_pool"], v1["pointer_init"]
+    old = PolicyConfig.from_dict(v1)
+    assert (old.op_slot_pool, old.pointer_init) == ("sum", "hidden")
+    with pytest.raises(ValueError, match="unknown PolicyConfig format_version 9"):
+        PolicyConfig.from_dict({**saved, "format_version": 9})
+
+
+def test_op_from_slots_with_independent_heads_is_refused_in_every_path():
+    bad = PolicyConfig(**{**SMALL.__dict__, "conditioning": "none"})
+    with pytest.raises(ValueError, match="op_from_slots=True needs conditioning='op'"):
+        bad.validate()
+    env = SeedLifecycleEnv(2, 1, 3, seed=0, config=LifecycleConfig(invalid_action="wait"))
+    with pytest.raises(ValueError, match="op_from_slots=True needs conditioning='op'"):
+        create_policy("transformer", env, bad)

@@ -70,7 +70,7 @@ LIVE_STAGES: Final[tuple[Stage, ...]] = (
     Stage.BLENDING,
     Stage.HOLDING,
 )
-#: PBRS stage potentials (SIMULATOR.md); stages not listed have potential 0.
+#: PBRS stage potentials (docs/simulator.md); stages not listed have potential 0.
 STAGE_POTENTIAL: Final[dict[Stage, float]] = {
     Stage.GERMINATED: 1.0,
     Stage.TRAINING: 2.0,
@@ -174,7 +174,7 @@ FIXED_HEAD_SIZES: Final[dict[str, int]] = {
     "alpha_curve": len(Curve),
 }
 
-#: Which heads matter for which op (DESIGN.md). A head not listed has one legal value, index 0.
+#: Which heads matter for which op (docs/design.md). A head not listed has one legal value, index 0.
 HEAD_RELEVANCE: Final[dict[Op, tuple[str, ...]]] = {
     Op.WAIT: (),
     Op.GERMINATE: ("slot", "blueprint", "style", "tempo", "alpha_target"),

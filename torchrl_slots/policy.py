@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Literal
 
 import torch
+from tensordict import TensorDict
 from tensordict.nn import TensorDictModule, TensorDictModuleBase, TensorDictSequential
 from torch import nn
 from torchrl.envs import EnvBase, InitTracker, Transform
@@ -44,6 +45,8 @@ MASK_KEYS = [("action_mask", h) for h in layout.HEADS]
 #: distribution's additive form).
 PARAM_KEYS = list(param_keys(additive=True).values())
 CHECKPOINT_FORMAT = "torchrl_slots.SlotPolicy/1"
+#: Version of :meth:`PolicyConfig.to_dict`'s layout (see :class:`PolicyConfig`).
+POLICY_CONFIG_VERSION = 2
 
 
 @dataclass
@@ -80,11 +83,31 @@ class PolicyConfig:
             ``torch.autocast(dtype=torch.bfloat16)`` (its Linear layers in bf16: AMX on recent
             Xeons; on CPU attention stays fp32); its outputs are cast back to fp32 before the
             fusion, LSTM and heads. Values within ~1e-2 of fp32.
-        op_from_slots: the op logits also get ``logsumexp`` of the op's legal slot logits, making
-            ``p(op, slot)`` one softmax over legal (op, slot) pairs (see ``FactoredHeads``).
-            Default True: with the op read from the core alone, the transformer collapsed to
-            wait-only on 2x5 in 4 of 5 seeds (benchmarks/results/compare_training_op_from_core);
-            ``False`` is that earlier head. Ignored with ``conditioning="none"``.
+        op_from_slots: the op logits also get the op's legal slot logits, pooled by
+            ``op_slot_pool`` (see ``FactoredHeads``), so a slot that stands out raises its op's
+            probability. Default True; ``False`` reads the op from the core alone. One rule:
+            it needs ``conditioning="op"`` (independent heads have no joint), and
+            ``conditioning="none"`` with ``op_from_slots=True`` is refused.
+        op_slot_pool: ``"mean"`` (default: ``log mean exp``; adds 0 when the slot logits are
+            equal, so the initial policy is uniform over the legal ops) or ``"sum"``
+            (``logsumexp``: one softmax over the legal (op, slot) pairs; an op with k legal
+            slots starts k times likelier, which on 1x3 started GERMINATE at 3/8).
+
+    Saved configs carry ``format_version`` (:data:`POLICY_CONFIG_VERSION`). A config without it
+    is version 1, written before ``op_slot_pool`` and ``pointer_init`` existed: it loads with
+    ``op_slot_pool="sum"`` and ``pointer_init="hidden"`` (what it was built with) and, if it also
+    lacks ``op_from_slots``, with ``op_from_slots=False`` (older still).
+
+    Examples:
+        >>> cfg = PolicyConfig(num_layers=1)
+        >>> PolicyConfig.from_dict(cfg.to_dict()) == cfg
+        True
+        >>> PolicyConfig.from_dict({"embed_dim": 64}).op_slot_pool  # version 1: the old head
+        'sum'
+        >>> PolicyConfig(conditioning="none").validate()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: op_from_slots=True needs conditioning='op' (independent heads have no joint ...
     """
 
     embed_dim: int = 64
@@ -105,15 +128,39 @@ class PolicyConfig:
     checkpoint_chunk: int | None = None
     autocast: Literal["bf16"] | None = None
     op_from_slots: bool = True
+    op_slot_pool: Literal["mean", "sum"] = "mean"
+    pointer_init: Literal["output", "hidden"] = "output"
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for options that do not go together."""
+        if self.op_from_slots and self.conditioning != "op":
+            raise ValueError(
+                "op_from_slots=True needs conditioning='op' (independent heads have no joint (op, slot) softmax); "
+                "pass op_from_slots=False with conditioning='none'"
+            )
+        if self.op_slot_pool not in ("mean", "sum"):
+            raise ValueError(f"op_slot_pool must be 'mean' or 'sum', got {self.op_slot_pool!r}")
+        if self.pointer_init not in ("output", "hidden"):
+            raise ValueError(f"pointer_init must be 'output' or 'hidden', got {self.pointer_init!r}")
+
+    def to_dict(self) -> dict:
+        """Plain dict with ``format_version`` (what checkpoints store)."""
+        return {"format_version": POLICY_CONFIG_VERSION, **asdict(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "PolicyConfig":
+        """Inverse of :meth:`to_dict`. A dict without ``format_version`` is version 1 (see the
+        class docstring): the options added since then get the values it was trained with."""
+        data = dict(data)
+        version = data.pop("format_version", 1)
+        if version not in (1, POLICY_CONFIG_VERSION):
+            raise ValueError(f"unknown PolicyConfig format_version {version!r} (this library reads 1 and "
+                             f"{POLICY_CONFIG_VERSION})")
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown PolicyConfig fields {sorted(unknown)}")
-        # A config saved before op_from_slots existed was trained with the op read from the core
-        # alone: load it that way (the new default would silently change what the policy does).
-        data = {"op_from_slots": False, **data}
+        if version == 1:
+            data = {"op_from_slots": False, "op_slot_pool": "sum", "pointer_init": "hidden", **data}
         return cls(**data)
 
 
@@ -127,7 +174,12 @@ class _TrunkAdapter(nn.Module):
 
 
 class _HeadsAdapter(nn.Module):
-    """Tensors in, flat tuple of (logits, mask) per head out, in ``PARAM_KEYS`` order."""
+    """Tensors in, the whole ``"params"`` sub-tensordict out (``PARAM_KEYS`` are its leaves).
+
+    One entry rather than 22 tensors: tensordict 0.14.3's ``TensorDictModule`` passes every
+    output through ``TensorDict.from_any``, which for a plain tensor calls
+    ``importlib.util.find_spec("pandas")`` (a ``sys.path`` search when pandas is not installed):
+    22 of those were ~20 % of a collection step."""
 
     def __init__(self, heads: FactoredHeads) -> None:
         super().__init__()
@@ -135,7 +187,7 @@ class _HeadsAdapter(nn.Module):
 
     def forward(self, core, slot_repr, *masks):
         params = self.heads(core, slot_repr, dict(zip(layout.HEADS, masks)))
-        return tuple(params[key[1]][key[2]] for key in PARAM_KEYS)
+        return TensorDict(params, batch_size=core.shape[:-1], device=core.device)
 
 
 class SlotPolicy(nn.Module):
@@ -159,7 +211,7 @@ class SlotPolicy(nn.Module):
         self.core_norm = nn.LayerNorm(config.lstm_hidden)
         init_weights(self)
         init_lstm(lstm)
-        for layer in heads.output_layers():
+        for layer in heads.output_layers(pointer_query=config.pointer_init == "output"):
             init_output_layer(layer, std=0.01)
         init_output_layer(self.value_net, std=1.0)
         self.lstm = LSTMModule(
@@ -167,19 +219,49 @@ class SlotPolicy(nn.Module):
             in_keys=["trunk_out", "recurrent_state_h", "recurrent_state_c"],
             out_keys=["core_raw", ("next", "recurrent_state_h"), ("next", "recurrent_state_c")],
         )
-        self.trunk = TensorDictSequential(
+        trunk_seq = TensorDictSequential(
             TensorDictModule(_TrunkAdapter(trunk), in_keys=OBS_KEYS, out_keys=["trunk_out", "slot_repr"]),
             self.lstm,
             TensorDictModule(self.core_norm, in_keys=["core_raw"], out_keys=["core"]),
         )
         params = TensorDictSequential(
-            self.trunk,
-            TensorDictModule(_HeadsAdapter(heads), in_keys=["core", "slot_repr", *MASK_KEYS], out_keys=PARAM_KEYS),
+            trunk_seq,
+            TensorDictModule(_HeadsAdapter(heads), in_keys=["core", "slot_repr", *MASK_KEYS], out_keys=["params"]),
         )
-        self.actor = make_factored_actor(params)
-        self.value_head = ValueOperator(self.value_net, in_keys=["core"])
-        self.value_network = TensorDictSequential(self.trunk, self.value_head)
+        value_head = ValueOperator(self.value_net, in_keys=["core"])
+        # The TensorDict wrappers reuse the modules registered above. They are kept out of
+        # ``_modules`` so that ``state_dict`` names every tensor once (``trunk_net.*``, ``heads_net.*``,
+        # ``lstm.lstm.*``, ``core_norm.*``, ``value_net.*``); ``.to()`` and friends reach the tensors
+        # through those registered modules, and :meth:`train` passes the mode on to the wrappers.
+        self._wrappers = {
+            "trunk": trunk_seq,
+            "actor": make_factored_actor(params, additive=True),
+            "value_head": value_head,
+            "value_network": TensorDictSequential(trunk_seq, value_head),
+        }
+        self.__dict__.update(self._wrappers)
+        self._legacy_keys = self._wrapper_key_aliases()
+        self.register_load_state_dict_pre_hook(_map_legacy_keys)
         self.critic_mode = critic_mode
+
+    def _wrapper_key_aliases(self) -> dict[str, str]:
+        """``{old key: key}``: where the wrappers' names (the layout of files saved before each tensor
+        had one key, e.g. ``actor.module.0.module.0.module.0.module.trunk.encoder.cls_token``) put
+        each tensor, and its one key now (``trunk_net.encoder.cls_token``)."""
+        canonical = {id(t): k for k, t in self.state_dict(keep_vars=True).items()}
+        aliases = {}
+        for name, wrapper in self._wrappers.items():
+            for key, tensor in wrapper.state_dict(keep_vars=True).items():
+                if id(tensor) not in canonical:  # a tensor outside the registered modules
+                    raise RuntimeError(f"SlotPolicy wrapper {name!r} holds an unregistered tensor {key!r}")
+                aliases[f"{name}.{key}"] = canonical[id(tensor)]
+        return aliases
+
+    def train(self, mode: bool = True) -> "SlotPolicy":
+        super().train(mode)
+        for wrapper in self._wrappers.values():
+            wrapper.train(mode)
+        return self
 
     @property
     def critic_mode(self) -> Literal["shared", "full"]:
@@ -210,7 +292,7 @@ class SlotPolicy(nn.Module):
         return {
             "format": CHECKPOINT_FORMAT,
             "arch": self.arch,
-            "config": asdict(self.config),
+            "config": self.config.to_dict(),
             "num_slots": self.num_slots,
             "state_dict": self.state_dict(),
         }
@@ -258,6 +340,20 @@ class SlotPolicy(nn.Module):
         return torch.compile(self.actor, mode=mode, fullgraph=fullgraph)
 
 
+def _map_legacy_keys(policy: SlotPolicy, state_dict: dict, prefix: str, *args) -> None:
+    """``load_state_dict`` pre-hook: rename the old layout's wrapper keys to each tensor's one key.
+
+    A file saved before each tensor had one key holds every tensor under its module's key and again
+    under each wrapper that reaches it (the same values: ``torch.save`` kept them one storage);
+    the first is kept, the copies are dropped.
+    """
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        new = policy._legacy_keys.get(key[len(prefix):])
+        if new is not None:
+            value = state_dict.pop(key)
+            state_dict.setdefault(prefix + new, value)
+
+
 def atomic_save(obj: object, path: str | os.PathLike) -> None:
     """``torch.save`` to a temp file in the same folder, then rename over ``path``."""
     path = Path(path)
@@ -300,7 +396,7 @@ def registered_policies() -> list[str]:
 
 
 def env_num_slots(env: EnvBase) -> int:
-    """N from the env's specs, checking the DESIGN.md contract on the way."""
+    """N from the env's specs, checking the docs/design.md contract on the way."""
     spec = env.observation_spec
     keys = set(spec.keys(True, True))
     missing = [k for k in OBS_KEYS + MASK_KEYS if k not in keys]
@@ -348,14 +444,11 @@ def create_policy(arch: str, env: EnvBase, config: PolicyConfig | None = None,
     if arch not in _REGISTRY:
         raise ValueError(f"unknown policy {arch!r}; known: {registered_policies()}")
     config = PolicyConfig() if config is None else config
+    config.validate()
     _check_conditioning(env, config)
     policy = _REGISTRY[arch](env, config)
     policy.critic_mode = critic_mode
     return policy.to(_env_device(env))
-
-
-def _op_from_slots(config: PolicyConfig) -> bool:
-    return config.op_from_slots and config.conditioning == "op"  # independent heads have no joint
 
 
 @register_policy("transformer")
@@ -370,7 +463,8 @@ def _build_transformer(env: EnvBase, config: PolicyConfig) -> SlotPolicy:
     )
     heads = FactoredHeads(core_dim=config.lstm_hidden, slot_dim=config.embed_dim, slot_head="pointer",
                           key_dim=config.key_dim, op_embed_dim=config.op_embed_dim,
-                          conditioning=config.conditioning, op_from_slots=_op_from_slots(config))
+                          conditioning=config.conditioning, op_from_slots=config.op_from_slots,
+                          op_slot_pool=config.op_slot_pool)
     return SlotPolicy("transformer", trunk, heads, config, num_slots=n)
 
 
@@ -379,5 +473,6 @@ def _build_lstm(env: EnvBase, config: PolicyConfig) -> SlotPolicy:
     n = env_num_slots(env)
     trunk = FlatTrunk(num_slots=n, feature_dim=config.feature_dim, slot_dim=config.embed_dim)
     heads = FactoredHeads(core_dim=config.lstm_hidden, slot_dim=config.embed_dim, slot_head="linear",
-                          num_slots=n, conditioning=config.conditioning, op_from_slots=_op_from_slots(config))
+                          num_slots=n, conditioning=config.conditioning, op_from_slots=config.op_from_slots,
+                          op_slot_pool=config.op_slot_pool)
     return SlotPolicy("lstm", trunk, heads, config, num_slots=n)

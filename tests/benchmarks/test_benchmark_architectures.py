@@ -98,3 +98,14 @@ def test_parse_variant(bench):
         bench.parse_variant("x:no_such_field=1")
     with pytest.raises(ValueError, match="NAME:field=value"):
         bench.parse_variant("key_dim=32")
+
+
+def test_markdown_goes_where_asked_or_next_to_the_json(bench, tmp_path):
+    """``--json X`` alone must not overwrite the committed benchmarks/results Markdown."""
+    args = bench.parse_args(["--json", str(tmp_path / "x.json")])
+    assert args.json == tmp_path / "x.json" and args.markdown == tmp_path / "x.md"
+    args = bench.parse_args(["--json", str(tmp_path / "x.json"), "--markdown", str(tmp_path / "y.md")])
+    assert args.markdown == tmp_path / "y.md"
+    args = bench.parse_args(["--device", "cuda:1"])
+    assert args.json == Path("benchmarks/results/benchmark_architectures_cuda.json")
+    assert args.markdown == Path("benchmarks/results/benchmark_architectures_cuda.md")

@@ -1,4 +1,4 @@
-"""The env contract (DESIGN.md "TensorDict contract", SIMULATOR.md masks), one mixin for every config.
+"""The env contract (docs/design.md "TensorDict contract", docs/simulator.md masks), one mixin for every config.
 
 :class:`EnvContractMixin` holds the tests (dm_env ``test_utils`` style); a subclass provides the
 ``env_factory`` fixture. :class:`TestSeedLifecycleEnvContract` runs them over the shipped configs.
@@ -82,7 +82,7 @@ def assert_actions_legal(td: TensorDictBase, *, all_heads: bool) -> None:
 
 
 def assert_mask_invariants(obs: TensorDictBase, config: LifecycleConfig) -> None:
-    """SIMULATOR.md's mask rules on a batch of observations (any leading shape)."""
+    """docs/simulator.md's mask rules on a batch of observations (any leading shape)."""
     m = obs["action_mask"]
     op = m["op"]  # [..., 6]
     assert op[..., Op.WAIT].all(), "WAIT must always be legal"

@@ -233,7 +233,8 @@ def test_train_runs_on_the_host_env_and_evaluate_reads_it(tmp_path, capsys):
                 options=RunOptions(eval_episodes=2, checkpoint_interval=1), output_dir=tmp_path, log=None)
     assert res.frames == 64 and sorted(res.baselines) == ["heuristic", "plan", "random", "wait"]
     assert res.baselines["wait"]["score"] == 0.0
-    assert all(torch.isfinite(torch.tensor(v)) for row in res.history for k, v in row.items() if k.startswith("eval/score"))
+    scores = [v for row in res.history for k, v in row.items() if k.startswith("eval/score")]
+    assert scores and all(torch.isfinite(torch.tensor(scores)))
     path = Path(__file__).resolve().parents[2] / "examples" / "evaluate.py"
     spec = importlib.util.spec_from_file_location("evaluate_example", path)
     evaluate = importlib.util.module_from_spec(spec)

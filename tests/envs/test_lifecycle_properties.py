@@ -4,7 +4,7 @@ A hypothesis-drawn config (grid, ``max_seeds``, ``auto_advance``, embargo/resett
 episode length) and seed; the env is driven by a per-env mixture of random legal actions and the
 heuristic (so that seeds also reach HOLDING and FOSSILIZED). At every step:
 
-* stages move only along SIMULATOR.md's transitions, each forward move caused by the op that
+* stages move only along docs/simulator.md's transitions, each forward move caused by the op that
   allows it (or by auto-advance), with its gate passed; PRUNED is transient (it becomes
   EMBARGOED within the same epoch), so a pruned seed is next seen EMBARGOED;
 * alpha and progress stay in [0, 1]; slots without a seed have alpha 0 and no contribution;

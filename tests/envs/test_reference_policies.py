@@ -1,4 +1,4 @@
-"""Reference policies (SIMULATOR.md): wait-only, random legal, heuristic, oracle.
+"""Reference policies (docs/simulator.md): wait-only, random legal, heuristic, oracle.
 
 Over 256 seeded episodes (one batched env) per grid, on the score: wait-only is exactly 0,
 random < heuristic < oracle with margins of more than 5 standard errors, and the heuristic lies

@@ -1,4 +1,4 @@
-"""Reward and score accounting (SIMULATOR.md "Reward and score"), recomputed from the hidden state.
+"""Reward and score accounting (docs/simulator.md "Reward and score"), recomputed from the hidden state.
 
 Every step of heuristic, oracle and random episodes:
 ``r_t = C(s_{t+1}) - C(s_t) - rent_t - op_cost [op != WAIT] + pbrs (gamma phi(s_{t+1}) - phi(s_t))``

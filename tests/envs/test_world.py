@@ -1,4 +1,4 @@
-"""The hidden world (SIMULATOR.md "The world"): fixed by ``task_seed``, the same at every grid size.
+"""The hidden world (docs/simulator.md "The world"): fixed by ``task_seed``, the same at every grid size.
 
 Same ``task_seed`` -> identical hidden tables, another -> different; ``V_b(u, v) = q_b + W[b].phi``
 at normalized positions, so a 2x5 and a 3x9 grid (and a 1xN row at v = 0.5) agree where their

@@ -75,7 +75,8 @@ class AdditiveParams(TinyParams):
                "slot_logits": self.slot(obs).unflatten(-1, (OPS, N)), "slot_mask": masks[1]}
         small = self.small(obs).unflatten(-1, (OPS + N, self.total))
         for h, logits, mask in zip(SMALL, small.split([SIZES[h] for h in SMALL], -1), masks[2:]):
-            out[f"{h}_logits"], out[f"{h}_slot_logits"], out[f"{h}_mask"] = logits[..., :OPS, :], logits[..., OPS:, :], mask
+            out[f"{h}_logits"], out[f"{h}_slot_logits"] = logits[..., :OPS, :], logits[..., OPS:, :]
+            out[f"{h}_mask"] = mask
         return tuple(out[name] for name in param_keys(additive=True))
 
 
@@ -91,7 +92,8 @@ def random_masks(batch, gen):
     masks = {"op": op}
     for j, h in enumerate(HEADS[1:], start=1):
         k = SIZES[h]
-        m = (torch.rand(*batch, OPS, k, generator=gen) < 0.5) | F.one_hot(torch.zeros(batch, dtype=torch.long), k)[..., None, :].bool()
+        first_legal = F.one_hot(torch.zeros(batch, dtype=torch.long), k)[..., None, :].bool()
+        m = (torch.rand(*batch, OPS, k, generator=gen) < 0.5) | first_legal
         masks[h] = torch.where(~(rel[:, j] & op)[..., None], F.one_hot(torch.tensor(0), k).bool(), m)
     return masks
 

@@ -261,11 +261,31 @@ def test_conditional_entropy_bonus_does_not_push_op_choice():
     assert grad.isfinite().all() and (grad[~legal] == 0).all() and grad[legal].abs().sum() > 0
 
 
-def test_component_views_refuse_to_sample_alone():
+def test_components_are_entropy_views_that_torchrl_reads_analytically():
+    """composite_entropy (what ClipPPOLoss calls) takes each component's analytic entropy: no
+    sampling, no warning, and per head exactly the distribution's own term."""
+    import warnings
+
+    from tensordict.nn import set_composite_lp_aggregate
+    from torchrl.modules.distributions.utils import composite_entropy, has_analytic_entropy
+
     dist = FactoredActionDistribution(random_params((2,), 3, seed=11))
     assert list(dist.dists) == list(ACTION_KEYS)
-    with pytest.raises(NotImplementedError, match="cannot be sampled or scored on its own"):
-        dist.dists["action", "slot"].sample()
+    assert all(has_analytic_entropy(c) for c in dist.dists.values())
+    assert not any(isinstance(c, torch.distributions.Distribution) for c in dist.dists.values())
+    with pytest.raises(AttributeError):
+        dist.dists["action", "slot"].sample()  # a head cannot be drawn without the op and slot
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torchrl warns when it falls back to Monte Carlo
+        with set_composite_lp_aggregate(False):
+            per_head = composite_entropy(dist)
+        with set_composite_lp_aggregate(True):
+            joint = composite_entropy(dist)
+    with set_composite_lp_aggregate(False):
+        expected = dist.entropy()
+    for key in ENTROPY_KEYS:
+        assert torch.equal(per_head[key], expected[key]), key
+    torch.testing.assert_close(joint, dist.joint_entropy())
 
 
 def test_independent_params_factorise():

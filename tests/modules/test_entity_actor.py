@@ -89,7 +89,8 @@ def test_without_positions_encoder_is_permutation_equivariant_and_cls_invariant(
     logits = params_net(actor)(td.clone())["params", "entity", "logits"]
     permuted = td.clone()
     permuted[ENTITY], permuted[MASK] = feats[:, perm], mask[:, perm]
-    torch.testing.assert_close(params_net(actor)(permuted)["params", "entity", "logits"], logits[:, perm], atol=1e-5, rtol=0)
+    permuted_logits = params_net(actor)(permuted)["params", "entity", "logits"]
+    torch.testing.assert_close(permuted_logits, logits[:, perm], atol=1e-5, rtol=0)
 
 
 def test_grid_positions_are_optional_and_required_when_the_encoder_has_them():
@@ -147,7 +148,8 @@ def test_state_without_a_valid_entity_raises_naming_key_and_batch_index():
     actor = make_entity_actor(make_encoder(), entity_key=ENTITY, mask_key=MASK)
     td = make_obs(batch=(5,))
     td[MASK][3] = False
-    with pytest.raises(ValueError, match=r"no valid entity in \('world', 'enemies', 'alive'\) at batch index \(3,\) \(1 of 5"):
+    match = r"no valid entity in \('world', 'enemies', 'alive'\) at batch index \(3,\) \(1 of 5"
+    with pytest.raises(ValueError, match=match):
         actor(td)
     pick = ("world", "pickable")
     td2 = make_obs(batch=(2, 3))

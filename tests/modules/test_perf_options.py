@@ -1,4 +1,4 @@
-"""Speed/memory options of the Slot Transformer (issue 7): ``pack_slots``, ``chunk_rows``,
+"""Speed/memory options of the Slot Transformer: ``pack_slots``, ``chunk_rows``,
 ``checkpoint_chunk``, ``autocast``. Each must give the plain path's values (and gradients); the
 plain path is ``pack_slots=False, chunk_rows=None``."""
 
@@ -214,7 +214,8 @@ def saved_float_storages(fn, *keep):
 
     def pack(t):
         ptr = t.untyped_storage().data_ptr()
-        if t.is_floating_point() and ptr not in known and t.untyped_storage().nbytes() > 0:  # torch 2.11's checkpoint saves an empty one
+        # torch 2.11's checkpoint saves an empty one
+        if t.is_floating_point() and ptr not in known and t.untyped_storage().nbytes() > 0:
             saved[ptr] = (tuple(t.shape), t.untyped_storage().nbytes())
         return t
 
@@ -236,7 +237,7 @@ def test_checkpointed_chunks_store_only_their_outputs():
 def test_take_and_broadcast_slot_repr_save_no_float_tensor():
     """Picking the (op, slot) row must keep only indices for backward, and a slot_repr broadcast
     over the batch (the flat trunk's learned slot embedding) must not be copied to [B', N, D]."""
-    from torchrl_slots.modules.distribution import _take
+    from torchrl_slots.modules.factored_core import _take
     from torchrl_slots.modules.heads import FactoredHeads
 
     leaf = torch.randn(5, 6, 7, 3, requires_grad=True)

@@ -160,3 +160,42 @@ def test_nan_in_a_row_stops_with_the_last_good_checkpoint_intact(tmp_path, monke
     payload = load_training_checkpoint(last)
     assert payload["frames"] == 100
     assert all(v.isfinite().all() for v in payload["policy"]["state_dict"].values() if v.is_floating_point())
+
+
+def test_mixed_grid_run_trains_one_policy_that_acts_on_every_grid():
+    torch.manual_seed(0)
+    env = EnvConfig(num_envs=4, rows=2, cols=5, grids=((1, 3), (2, 5)))
+    res = train("transformer", env, SMALL, PPO, options=OPTS, log=None)
+    assert res.frames == 200
+    for rows, cols in ((1, 3), (2, 5), (2, 4)):  # trained grids and one it never saw
+        out = evaluate_policy(res.policy, rows=rows, cols=cols, config=LifecycleConfig(), episodes=2, seed=0)
+        assert math.isfinite(out.score)
+    with pytest.raises(ValueError, match="must be one of grids"):
+        train("transformer", EnvConfig(num_envs=4, rows=1, cols=3, grids=((2, 5), (3, 6))), SMALL, PPO, log=None)
+    with pytest.raises(ValueError, match="multiple of the number of grids"):
+        train("transformer", EnvConfig(num_envs=4, rows=1, cols=3, grids=((1, 3), (2, 5), (2, 4))), SMALL, PPO,
+              log=None)
+
+
+def test_floors_follow_the_schedule_and_are_logged():
+    ppo = PPOConfig(frames_per_batch=100, total_frames=300, minibatches=2, epochs=1, op_floor=0.3, slot_floor=0.1,
+                    floor_decay_to=0.0)
+    res = train("transformer", ENV, SMALL, ppo, options=OPTS, log=None)
+    rows = [r for r in res.history if "optim/op_floor" in r]
+    assert [round(r["optim/op_floor"], 4) for r in rows] == [0.3, 0.2, 0.1]  # collected at 0, 100, 200 frames
+    assert [round(r["optim/slot_floor"], 4) for r in rows] == [0.1, round(0.1 * 2 / 3, 4), round(0.1 / 3, 4)]
+    assert res.policy.heads_net.floors.tolist() == [0.0, 0.0]  # at total_frames the schedule reaches 0
+    for bad, match in (({"op_floor": 1.0}, "op_floor must be a number in"), ({"floor_decay_to": 2.0}, "floor_decay_to"),
+                       ({"target_kl": 0.0}, "target_kl must be positive")):
+        with pytest.raises(ValueError, match=match):
+            PPOConfig(**bad).validate(num_envs=4)
+
+
+def test_target_kl_stops_the_epochs_of_a_batch_early():
+    torch.manual_seed(0)
+    ppo = PPOConfig(frames_per_batch=100, total_frames=100, minibatches=2, epochs=6, lr=3e-2, target_kl=1e-9)
+    res = train("transformer", ENV, SMALL, ppo, options=OPTS, log=None)
+    assert res.history[-1]["optim/epochs"] == 1.0  # any update moves the policy by more than 1.5e-9
+    res = train("transformer", ENV, SMALL, PPOConfig(frames_per_batch=100, total_frames=100, minibatches=2, epochs=3),
+                options=OPTS, log=None)
+    assert res.history[-1]["optim/epochs"] == 3.0

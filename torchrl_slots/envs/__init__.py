@@ -1,6 +1,6 @@
 """Environments: the batched :class:`SeedLifecycleEnv` (a surrogate), :class:`HostTrainingEnv` (a
-real host network that trains), their reference policies and transforms, and :class:`ItemsEnv` (a small set-of-entities env
-for reusing the encoder)."""
+real host network that trains), their reference policies and transforms, and :class:`ItemsEnv`
+(a small set-of-entities env for reusing the encoder)."""
 
 from torchrl_slots.envs.config import LifecycleConfig
 from torchrl_slots.envs.factory import ENV_KINDS, make_env
@@ -9,6 +9,7 @@ from torchrl_slots.envs.host import HostConfig, HostTrainingEnv
 from torchrl_slots.envs.items import ItemsEnv
 from torchrl_slots.envs.lifecycle import LifecycleState, SeedLifecycle
 from torchrl_slots.envs.plans import PLAN_GRID, PlanPolicy
+from torchrl_slots.envs.mixed import MixedGridEnv, parse_grids
 from torchrl_slots.envs.reference import (
     HeuristicPolicy,
     OraclePolicy,
@@ -29,6 +30,7 @@ __all__ = [
     "ItemsEnv",
     "LifecycleConfig",
     "LifecycleState",
+    "MixedGridEnv",
     "OraclePolicy",
     "PLAN_GRID",
     "PlanPolicy",
@@ -41,5 +43,6 @@ __all__ = [
     "WaitPolicy",
     "World",
     "make_env",
+    "parse_grids",
     "sample_legal",
 ]

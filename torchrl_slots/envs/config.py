@@ -1,6 +1,6 @@
 """Configuration of :class:`~torchrl_slots.envs.SeedLifecycleEnv`.
 
-Every reward term and every noise scale of the simulator (SIMULATOR.md) is a field here, with its
+Every reward term and every noise scale of the simulator (docs/simulator.md) is a field here, with its
 default and its unit, so that a calibration change is one edit in one place.
 """
 
@@ -28,7 +28,7 @@ class LifecycleConfig:
         auto_advance: seeds advance GERMINATED -> TRAINING -> BLENDING -> HOLDING by themselves as
             soon as the gates pass; ADVANCE is then never legal.
         gamma: the PBRS discount; a trainer must use the same discount (it checks).
-        reward: ``"shaped"`` (SIMULATOR.md's shaped reward) or ``"sparse"`` (the score, at the
+        reward: ``"shaped"`` (docs/simulator.md's shaped reward) or ``"sparse"`` (the score, at the
             last step only).
         invalid_action: ``"raise"`` (ValueError naming env, op, slot and why) or ``"wait"``
             (executed as WAIT and reported in ``("info", "invalid_action")``).

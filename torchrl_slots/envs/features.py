@@ -1,4 +1,4 @@
-"""Observation features of the seed-lifecycle simulator (SIMULATOR.md's index table).
+"""Observation features of the seed-lifecycle simulator (docs/simulator.md).
 
 Base features (23), all finite and clipped to |x| <= 3:
 

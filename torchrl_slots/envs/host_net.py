@@ -33,7 +33,8 @@ ADAM_EPS = 1e-8
 
 
 @functools.lru_cache(maxsize=4)
-def digits_split(train_size: int | None, val_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def digits_split(train_size: int | None, val_size: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """scikit-learn's ``load_digits`` (1,797 8x8 images), pixels / 16, split once by a fixed
     permutation: the first ``val_size`` images validate, the next ``train_size`` (default: the
     rest) train. Returns ``(x_train, y_train, x_val, y_val)``."""

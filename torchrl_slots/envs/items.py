@@ -8,7 +8,8 @@ valid. Every item has ``FEATURES = 7`` features::
 
 where ``d*`` are distractors. Every feature is at unit scale on purpose: the encoder embeds a slot
 with one shared ``Linear``, and locations squeezed into ``[0, 1]`` (std 0.29, next to std-1
-qualities) made learning who is near whom about 3x slower in a supervised check. The policy picks one valid item ``i`` and the episode ends
+qualities) made learning who is near whom about 3x slower in a supervised check. The policy picks one valid item
+``i`` and the episode ends
 (one step: a contextual bandit) with reward
 
     value_i = quality_i + sum of quality_j over valid j != i with |p_i - p_j| <= radius.

@@ -1,4 +1,4 @@
-"""Reference policies, the anchors of every learning result (SIMULATOR.md).
+"""Reference policies, the anchors of every learning result (docs/simulator.md).
 
 * :class:`WaitPolicy` - always WAIT (score 0).
 * :class:`RandomPolicy` - uniformly random legal actions (op first, then that op's rows).
@@ -177,10 +177,35 @@ class HeuristicPolicy(_ActionWriter):
         ])
 
 
+#: Ops a live seed still needs before it is fossilized, by stage (ADVANCEs, then FOSSILIZE).
+OPS_TO_FOSSILIZE = {Stage.GERMINATED: 4, Stage.TRAINING: 3, Stage.BLENDING: 2, Stage.HOLDING: 1}
+#: Steps of a new seed's remaining episode in which it makes no training progress, as the oracle
+#: counts them: the GERMINATE step (GERMINATED does not learn) and the FOSSILIZE step (FOSSILIZED
+#: does not learn; an episode's last step is the latest one). A live seed has only the latter.
+GERMINATE_STEPS, FOSSILIZE_STEPS = 1, 1
+#: Steps after GERMINATE before a new seed pays rent, as the oracle counts them: GERMINATE, ADVANCE
+#: into TRAINING, ADVANCE into BLENDING (the blend's first step already has a small alpha and rent;
+#: the oracle leaves it out).
+RENT_FREE_STEPS = 3
+#: Progress at which a live seed has little left to learn, so fossilizing it now loses little.
+NEARLY_LEARNED = 0.9
+#: Slack (steps beyond the pending ops) at which the oracle fossilizes a HOLDING seed in the
+#: first, priority rule, and in the last-resort rule after germination was declined.
+LATE_SLACK, LAST_CALL_SLACK = 1, 3
+#: Expected contributions (pp) are ranked as integers ``round-towards-zero(-expect * KEY_SCALE)``:
+#: highest first, ties below 0.001 pp broken by slot index.
+KEY_SCALE = 1000
+
+
 class OraclePolicy(_ActionWriter):
     """Greedy oracle reading the env's hidden state (see module docstring). ``OraclePolicy(env)``.
 
     It reads ``env.state`` at call time, so it must act on the env it was built with, in step.
+    Priorities, first match per env: fossilize a worthwhile seed that is late (few steps left for
+    its pending ops, or nearly learned); prune a seed expected to end negative; advance the most
+    valuable seed; germinate the best (slot, blueprint, style) if its value net of rent beats
+    ``min_gain`` and there is room to bring it to FOSSILIZED; fossilize a worthwhile seed when
+    only a few steps are left beyond the pending ops; else WAIT.
     """
 
     def __init__(self, env, *, min_gain: float = 0.1) -> None:
@@ -194,55 +219,66 @@ class OraclePolicy(_ActionWriter):
         self.best_value, self.best_style = styled.max(dim=1)  # [N, 13]
 
     def _final_progress(self, rate: torch.Tensor, epochs: torch.Tensor) -> torch.Tensor:
+        """Progress a fresh seed reaches in ``epochs`` epochs of learning: ``1 - (1 - rate)^epochs``."""
         return 1.0 - (1.0 - rate) ** epochs.clamp_min(0).float()
 
-    def act(self, td: TensorDictBase) -> dict[str, torch.Tensor]:
-        env, sim = self.env, self.env.sim
-        s, w, cfg = env.state, sim.world, env.config
-        m = td["action_mask"]
-        left = (cfg.max_epochs - s.epoch)  # [E] steps left including this one
-        live = sim.is_live(s)
-        fossil = s.stage == Stage.FOSSILIZED
-        # ops each live seed still needs before it is fossilized
+    def _pending_ops(self, s) -> torch.Tensor:
+        """``[E]``: ops the live seeds still need before FOSSILIZED (only FOSSILIZE under auto_advance)."""
         need = torch.zeros_like(s.stage)
-        for stage, ops in ((Stage.GERMINATED, 4), (Stage.TRAINING, 3), (Stage.BLENDING, 2), (Stage.HOLDING, 1)):
+        for stage, ops in OPS_TO_FOSSILIZE.items():
             need = torch.where(s.stage == stage, ops, need)
-        if cfg.auto_advance:
+        if self.env.config.auto_advance:
             need = (need > 0).long()
-        pending = (need * live).sum(-1)  # [E]
-        # expected final contribution of live seeds (true gain, progress at the end, neighbours)
-        p_end = torch.where(live, s.progress + (1 - s.progress) * self._final_progress(w.rate[s.blueprint], left[:, None] - 1), s.progress)
-        seeded = live | fossil
+        return (need * self.env.sim.is_live(s)).sum(-1)
+
+    def _expected_final(self, s, left: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each seed's expected final contribution from its true gain, its progress at the end and its
+        neighbours: ``(expect [E, N], neighbours' final progress p_nb [E, N, 4], their blueprints
+        bp_nb [E, N, 4])`` (padding neighbours have progress and blueprint 0)."""
+        sim, w = self.env.sim, self.env.sim.world
+        live = sim.is_live(s)
+        final = self._final_progress(w.rate[s.blueprint], left[:, None] - FOSSILIZE_STEPS)
+        p_end = torch.where(live, s.progress + (1 - s.progress) * final, s.progress)
+        seeded = live | (s.stage == Stage.FOSSILIZED)
         p_nb = torch.cat([p_end * seeded, p_end.new_zeros(p_end.shape[0], 1)], 1)[:, sim.neighbours]  # [E, N, 4]
         bp_nb = torch.cat([s.blueprint, s.blueprint.new_zeros(s.blueprint.shape[0], 1)], 1)[:, sim.neighbours]
         pair_now = (p_end[..., None] * p_nb * w.interaction[s.blueprint[..., None], bp_nb]).sum(-1)
-        expect = p_end * s.gain + pair_now  # [E, N]
+        return p_end * s.gain + pair_now, p_nb, bp_nb
+
+    def _best_germination(self, m: TensorDictBase, left: torch.Tensor, p_nb: torch.Tensor,
+                          bp_nb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The best legal germination per env: ``(value net of rent [E], slot [E], blueprint [E],
+        style [E])``, valued with the neighbours that are there now."""
+        w, cfg = self.env.sim.world, self.env.config
+        learning_epochs = (left - GERMINATE_STEPS - FOSSILIZE_STEPS).clamp_min(0)[:, None]
+        p_new = self._final_progress(w.rate, learning_epochs)  # [E, 13]
+        pair = torch.einsum("enk,enkb->enb", p_nb, w.interaction[bp_nb])  # [E, N, 13]
+        rent_epochs = (left[:, None] - RENT_FREE_STEPS).clamp_min(0).float()
+        net = p_new[:, None] * (self.best_value + pair) - cfg.rent_scale * w.cost * rent_epochs[..., None]
+        net[..., 0] = -float("inf")  # blueprint 0 is NOOP
+        net = torch.where(_legal_slots(m, Op.GERMINATE)[..., None], net, -float("inf"))
+        best_net, best_bp = net.max(-1)  # [E, N]
+        value, slot = best_net.max(-1)  # [E]
+        bp = best_bp[torch.arange(slot.shape[0], device=slot.device), slot]
+        return value, slot, bp, self.best_style[slot, bp]
+
+    def act(self, td: TensorDictBase) -> dict[str, torch.Tensor]:
+        s, m = self.env.state, td["action_mask"]
+        left = self.env.config.max_epochs - s.epoch  # [E] steps left including this one
+        pending = self._pending_ops(s)  # [E]
+        expect, p_nb, bp_nb = self._expected_final(s, left)  # [E, N]
         foss_ok = _legal_slots(m, Op.FOSSILIZE) & (expect > 0)
-        late = (left <= pending + 1)[:, None] | (s.progress >= 0.9)
+        late = (left <= pending + LATE_SLACK)[:, None] | (s.progress >= NEARLY_LEARNED)
         prune_ok = _legal_slots(m, Op.PRUNE) & (expect < 0)
         adv_ok = _legal_slots(m, Op.ADVANCE) & (expect > 0)
-        # candidate germinations: value net of rent, with the neighbours that are there now
-        epochs_left = (left - MIN_EPOCHS_TO_FOSSILIZE + 5).clamp_min(0)[:, None]
-        p_new = self._final_progress(w.rate, epochs_left)  # [E, 13]
-        pair = torch.einsum("enk,enkb->enb", p_nb, w.interaction[bp_nb])  # [E, N, 13]
-        blend_epochs = (left[:, None] - 3).clamp_min(0).float()
-        net = p_new[:, None] * (self.best_value + pair) - cfg.rent_scale * w.cost * blend_epochs[..., None]
-        net[..., 0] = -float("inf")
-        germ_slot_ok = _legal_slots(m, Op.GERMINATE)
-        net = torch.where(germ_slot_ok[..., None], net, -float("inf"))
-        best_net, best_bp = net.max(-1)  # [E, N]
-        slot_val, germ_slot = best_net.max(-1)  # [E]
-        ar = torch.arange(s.stage.shape[0], device=s.stage.device)
-        bp = best_bp[ar, germ_slot]
-        style = self.best_style[germ_slot, bp]
-        room = left >= pending + MIN_EPOCHS_TO_FOSSILIZE
-        germ_want = (slot_val > self.min_gain) & room
-        target = torch.full_like(bp, len(layout.ALPHA_TARGETS) - 1)
-        neg_key = (-expect * 1000).long()
+        germ_value, germ_slot, bp, style = self._best_germination(m, left, p_nb, bp_nb)
+        germ_want = (germ_value > self.min_gain) & (left >= pending + MIN_EPOCHS_TO_FOSSILIZE)
+        target = torch.full_like(bp, len(layout.ALPHA_TARGETS) - 1)  # alpha target 1.0
+        best_first = (-expect * KEY_SCALE).long()
         return _compose(td, [
-            ((foss_ok & late).any(-1), Op.FOSSILIZE, _first(foss_ok & late, neg_key), {}),
+            ((foss_ok & late).any(-1), Op.FOSSILIZE, _first(foss_ok & late, best_first), {}),
             (prune_ok.any(-1), Op.PRUNE, _first(prune_ok), {}),
-            (adv_ok.any(-1), Op.ADVANCE, _first(adv_ok, neg_key), {}),
+            (adv_ok.any(-1), Op.ADVANCE, _first(adv_ok, best_first), {}),
             (germ_want, Op.GERMINATE, germ_slot, {"blueprint": bp, "style": style, "alpha_target": target}),
-            (foss_ok.any(-1) & (left <= pending + 3), Op.FOSSILIZE, _first(foss_ok, neg_key), {}),
+            (foss_ok.any(-1) & (left <= pending + LAST_CALL_SLACK), Op.FOSSILIZE, _first(foss_ok, best_first), {}),
         ])

@@ -253,7 +253,7 @@ class SeedLifecycleEnv(LifecycleEnvBase):
     """Batched surrogate of morphogenetic training: one step = one host epoch.
 
     ``num_envs`` independent episodes on a ``rows x cols`` slot grid, all tensors (no Python loop
-    over envs or slots). Keys follow DESIGN.md's TensorDict contract: ``("observation", "base" |
+    over envs or slots). Keys follow docs/design.md's TensorDict contract: ``("observation", "base" |
     "slots" | "slot_mask" | "slot_row" | "slot_col")``, ``("action_mask", head)``,
     ``("action", head)``, ``("info", k)``, ``reward``/``done``/``terminated``/``truncated``.
     Dynamics and reward: :mod:`torchrl_slots.envs.simulator`; features:

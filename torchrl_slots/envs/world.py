@@ -1,6 +1,6 @@
 """The hidden world of a task: what a seed is worth where, and next to whom.
 
-Fixed by ``task_seed`` alone (SIMULATOR.md, "The world"), the same for every episode and every
+Fixed by ``task_seed`` alone (docs/simulator.md, "The world"), the same for every episode and every
 grid size: position affinity is a smooth function of the slot's NORMALIZED position, so a 2x5
 and a 5x10 grid of one task are the same world at two resolutions.
 """

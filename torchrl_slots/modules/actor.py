@@ -5,7 +5,7 @@ under ``"params"``) and a tensordict ``ProbabilisticTensorDictModule`` over
 :class:`~torchrl_slots.modules.distribution.FactoredActionDistribution` in a
 ``ProbabilisticTensorDictSequential``.
 
-Why recipe (b) (TORCHRL_NOTES.md "Composite (factored) discrete actions") and not torchrl's
+Why recipe (b) (docs/torchrl-notes.md "Composite (factored) discrete actions") and not torchrl's
 ``ProbabilisticActor``: tensordict's ``ProbabilisticTensorDictModule.forward`` samples through
 the distribution's own ``sample()`` (``_dist_sample``), so the op -> slot -> rest chain runs in
 one place, statelessly. torchrl's ``SafeProbabilisticModule.forward`` (the module inside
@@ -25,7 +25,7 @@ Defaults differ from ``ProbabilisticActor``'s: ``default_interaction_type`` is R
 chain. ``Collector`` sets RANDOM itself.
 
 The params module must never read ``("action", ...)``: the collector's carrier tensordict still
-holds the previous step's action (TORCHRL_NOTES.md); :func:`make_factored_actor` refuses it.
+holds the previous step's action (docs/torchrl-notes.md); :func:`make_factored_actor` refuses it.
 
 Examples:
     >>> import torch
@@ -121,9 +121,11 @@ def make_factored_sampler(
     )
 
 
-def _check_params_module(params_module: TensorDictModuleBase, params_key: NestedKey) -> bool:
+def _check_params_module(params_module: TensorDictModuleBase, params_key: NestedKey,
+                         additive: bool | None = None) -> bool:
     """Refuse a params module that reads actions or misses entries; return whether it writes
-    the small heads in the additive form."""
+    the small heads in the additive form (``additive`` when given: a module that writes the whole
+    ``params_key`` sub-tensordict at once does not list its leaves)."""
     for key in params_module.in_keys:
         key = unravel_key(key)
         if (key if isinstance(key, str) else key[0]) == ACTION_KEY:
@@ -140,6 +142,8 @@ def _check_params_module(params_module: TensorDictModuleBase, params_key: Nested
     missing = [k for k in param_keys(params_key).values() if not is_produced(k)]
     if missing:
         raise ValueError(f"params_module does not write the params entries {missing}")
+    if additive is not None:
+        return additive
     additive = [unravel_key((params_key, h, "slot_logits")) for h in layout.SMALL_HEADS]
     written = [k for k in additive if k in produced]
     if written and len(written) != len(additive):
@@ -156,11 +160,13 @@ def make_factored_actor(
     return_log_prob: bool = True,
     default_interaction_type: InteractionType = InteractionType.RANDOM,
     params_key: NestedKey = PARAMS_KEY,
+    additive: bool | None = None,
 ) -> ProbabilisticTensorDictSequential:
     """Chain ``params_module`` and the factored action distribution into one actor.
 
     If ``params_module`` writes ``(params_key, h, "slot_logits")`` for every small head, the
-    distribution reads the additive form (see :func:`param_keys`), else the dense form.
+    distribution reads the additive form (see :func:`param_keys`), else the dense form; a module
+    that writes the whole ``params_key`` sub-tensordict as one entry says which with ``additive``.
 
     The result samples ``("action", h)`` for every head (and their per-head log-probs), and its
     ``get_dist(td)`` returns a :class:`FactoredActionDistribution`; pass it to
@@ -175,13 +181,16 @@ def make_factored_actor(
             context. Defaults to ``InteractionType.RANDOM`` (``ProbabilisticActor``'s default is
             DETERMINISTIC).
         params_key: root key of the params entries. Defaults to ``"params"``.
+        additive: the params form, when ``params_module`` writes ``params_key`` as one
+            sub-tensordict (its ``out_keys`` then do not name the leaves). ``None`` (default):
+            read it from ``out_keys``.
 
     Raises:
         ValueError: if ``params_module`` reads an ``("action", ...)`` key, does not write all
             params entries, writes the slot term of only some small heads, or the legacy
             aggregate log-prob mode is on.
     """
-    additive = _check_params_module(params_module, params_key)
+    additive = _check_params_module(params_module, params_key, additive)
     sampler = make_factored_sampler(
         params_key=params_key,
         additive=additive,

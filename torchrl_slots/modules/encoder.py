@@ -1,17 +1,17 @@
 """The Slot Transformer encoder, the global-feature encoder, and their tensordict wrapper.
 
-:class:`SlotTransformerEncoder` treats each slot as a token (DESIGN.md): one shared ``Linear``
+:class:`SlotTransformerEncoder` treats each slot as a token (docs/design.md): one shared ``Linear``
 embeds every slot, a positional term adds its grid position, a learnable CLS token is prepended
 at position 0, and pre-LN transformer blocks mix the tokens. Masked slots are excluded as
 attention KEYS (nothing reads from them); the CLS key is never masked, so every query row has a
 legal key and no softmax is ever taken over an empty set (``nn.TransformerEncoder`` gives NaN
-there on some paths, TORCHRL_NOTES.md). Masked slots' outputs are zeroed.
+there on some paths, docs/torchrl-notes.md). Masked slots' outputs are zeroed.
 
 Attention is one call to :func:`torch.nn.functional.scaled_dot_product_attention` with a boolean
 ``attn_mask`` (True = attend). ``return_attention=True`` takes an explicit
 ``softmax(Q K^T / sqrt(d))`` path instead, with the same outputs, to return the weights.
 
-Speed options (issue 7, "50+ slots"; all give the plain path's values, see the tests):
+Speed options (for 50+ slots; all give the plain path's values, see the tests):
 
 * ``pack_slots`` (default True): the enabled slots of each row are gathered to the front (a
   stable sort on the mask) and the token axis is cut to the largest number of enabled slots in
@@ -206,6 +206,38 @@ class SlotTransformerEncoder(nn.Module):
             for _ in range(num_layers)
         )
         self.final_norm = nn.LayerNorm(embed_dim)
+
+    @classmethod
+    def for_entities(cls, feature_dim: int, **overrides: object) -> "SlotTransformerEncoder":
+        """An encoder for a set of ``feature_dim``-wide entities: no positions, generic sizes.
+
+        ``slot_dim=feature_dim``, ``positional="none"`` (permutation-equivariant over entities),
+        ``embed_dim=64``, ``num_heads=4``, ``num_layers=2`` and ``ffn_dim=2 * embed_dim``; any
+        other constructor argument (``positional`` included) may be given in ``overrides``.
+
+        Raises:
+            ValueError: for a ``feature_dim`` that is not a positive int, or ``slot_dim`` in
+                ``overrides`` (``feature_dim`` is the slot width).
+            TypeError: for an override the constructor does not take.
+
+        Examples:
+            >>> enc = SlotTransformerEncoder.for_entities(7, embed_dim=32, num_heads=2)
+            >>> enc.slot_dim, enc.embed_dim, enc.positional_kind, enc.blocks[0].ffn[0].out_features
+            (7, 32, 'none', 64)
+            >>> cls, entity_repr = enc(torch.randn(3, 5, 7), torch.ones(3, 5, dtype=torch.bool))
+            >>> cls.shape, entity_repr.shape
+            (torch.Size([3, 32]), torch.Size([3, 5, 32]))
+        """
+        if isinstance(feature_dim, bool) or not isinstance(feature_dim, int) or feature_dim < 1:
+            raise ValueError(f"feature_dim must be a positive int (features per entity), got {feature_dim!r}")
+        if "slot_dim" in overrides:
+            raise ValueError(
+                f"for_entities takes the slot width as feature_dim={feature_dim}; "
+                f"got slot_dim={overrides['slot_dim']!r} too"
+            )
+        kwargs: dict = {"embed_dim": 64, "num_heads": 4, "num_layers": 2, "positional": "none", **overrides}
+        kwargs.setdefault("ffn_dim", 2 * kwargs["embed_dim"])
+        return cls(slot_dim=feature_dim, **kwargs)
 
     def _check_inputs(
         self,
@@ -418,7 +450,7 @@ class SlotEncoderModule(TensorDictModule):
     Args:
         encoder: the encoder to run.
         in_keys: ``(features, mask)`` or ``(features, mask, row, col)``. Default: the
-            ``("observation", ...)`` keys of DESIGN.md, ``slots``, ``slot_mask``, ``slot_row``,
+            ``("observation", ...)`` keys of docs/design.md, ``slots``, ``slot_mask``, ``slot_row``,
             ``slot_col``; without the last two when the encoder has ``positional="none"``.
         out_keys: ``(cls, slot_repr)`` or ``(cls, slot_repr, attention)``; with three keys the
             attention weights are written too. Default ``("cls", "slot_repr")``.

@@ -1,4 +1,4 @@
-"""Factored action heads shared by both architectures (DESIGN.md "one joint distribution").
+"""Factored action heads shared by both architectures (docs/design.md "One distribution owns the factored action").
 
 :class:`FactoredHeads` turns the LSTM core ``[*B, H]`` and a per-slot representation
 ``[*B, N, D]`` into the parameters of
@@ -42,6 +42,26 @@ def union_masks(masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def floored_logits(logits: torch.Tensor, mask: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities of ``(1 - floor) softmax(logits) + floor * uniform(legal)`` over the last
+    dim (illegal entries keep their logits: the distribution masks them). ``floor == 0`` returns
+    ``logits`` unchanged (checked in eager mode; under ``torch.compile`` the mixture is always
+    computed, which at 0 equals the log-softmax).
+
+    Examples:
+        >>> logits, mask = torch.tensor([5.0, 0.0, 0.0]), torch.tensor([True, True, False])
+        >>> floored_logits(logits, mask, torch.tensor(0.2)).exp()[:2]  # >= 0.2 / 2 each
+        tensor([0.8946, 0.1054])
+    """
+    if not torch.compiler.is_compiling() and not bool(floor > 0):
+        return logits
+    masked = logits.masked_fill(~mask, float("-inf"))
+    logp = masked.log_softmax(-1)
+    n_legal = mask.sum(-1, keepdim=True).clamp_min(1).to(logits.dtype)
+    mixed = torch.logaddexp(logp + torch.log1p(-floor), torch.log(floor) - n_legal.log())
+    return torch.where(mask, mixed, logits)
+
+
 class FactoredHeads(nn.Module):
     """Parameters of the factored action distribution (see module docstring).
 
@@ -53,10 +73,15 @@ class FactoredHeads(nn.Module):
         op_embed_dim: width of the learned op embedding that conditions the pointer query.
         key_dim: pointer key/query width.
         conditioning: ``"op"`` (op -> slot -> rest) or ``"none"`` (independent heads).
-        op_from_slots: add ``logsumexp_n slot_logits[o, n]`` over op o's legal slots to op o's
-            logit, so ``p(op, slot)`` is one softmax over all legal (op, slot) pairs and a slot
-            that stands out (e.g. a seed ready to fossilize) raises its op's probability;
-            otherwise the op is chosen from the core alone. Needs ``conditioning="op"``.
+        op_from_slots: add a pooled ``slot_logits[o, n]`` over op o's legal slots to op o's
+            logit, so a slot that stands out (e.g. a seed ready to fossilize) raises its op's
+            probability; otherwise the op is chosen from the core alone. Needs
+            ``conditioning="op"``.
+        op_slot_pool: how the slot logits are pooled for ``op_from_slots``: ``"mean"``
+            (default), ``log mean_n exp(slot_logits[o, n])``: with equal slot logits it adds 0,
+            so an op is not favoured for having more legal slots and the initial policy is
+            uniform over the legal ops; ``"sum"``, ``logsumexp``: ``p(op, slot)`` is one softmax
+            over all legal (op, slot) pairs (an op with k legal slots starts k times likelier).
 
     Examples:
         >>> heads = FactoredHeads(core_dim=16, slot_dim=8)
@@ -81,11 +106,17 @@ class FactoredHeads(nn.Module):
         key_dim: int = 64,
         conditioning: Literal["op", "none"] = "op",
         op_from_slots: bool = False,
+        op_slot_pool: Literal["mean", "sum"] = "mean",
     ) -> None:
         super().__init__()
         if op_from_slots and conditioning != "op":
             raise ValueError("op_from_slots=True needs conditioning='op'")
-        self.op_from_slots = op_from_slots
+        if op_slot_pool not in ("mean", "sum"):
+            raise ValueError(f"op_slot_pool must be 'mean' or 'sum', got {op_slot_pool!r}")
+        self.op_from_slots, self.op_slot_pool = op_from_slots, op_slot_pool
+        # Probability floors of the op and slot heads (see set_floors); a training-time
+        # exploration setting, not a parameter: not saved with the weights.
+        self.register_buffer("floors", torch.zeros(2), persistent=False)
         if conditioning not in ("op", "none"):
             raise ValueError(f"conditioning must be 'op' or 'none', got {conditioning!r}")
         if slot_head not in ("pointer", "linear"):
@@ -98,21 +129,52 @@ class FactoredHeads(nn.Module):
         self.op_head = nn.Linear(core_dim, layout.NUM_OPS)
         if slot_head == "pointer":
             self.op_embedding = nn.Embedding(n_ops, op_embed_dim)
-            self.slot_head = PointerHead(context_dim=core_dim, slot_dim=slot_dim, key_dim=key_dim, cond_dim=op_embed_dim)
+            self.slot_head = PointerHead(context_dim=core_dim, slot_dim=slot_dim, key_dim=key_dim,
+                                         cond_dim=op_embed_dim)
         else:
             self.slot_head = nn.Linear(core_dim, n_ops * num_slots)
         total = sum(_SMALL_SIZES)
         self.small_from_core = nn.Linear(core_dim, n_ops * total)
         self.small_from_slot = nn.Linear(slot_dim, total) if conditioning == "op" else None
 
-    def output_layers(self) -> list[nn.Linear]:
-        """The policy output layers (initialised with std 0.01)."""
+    def output_layers(self, pointer_query: bool = True) -> list[nn.Linear]:
+        """The policy output layers (initialised with std 0.01, so the initial policy is near
+        uniform over the legal actions). For the pointer head these are its query layers: the
+        slot logits are ``<q, k_n>``, so a small query gives near-equal logits whatever the keys
+        (the keys stay hidden-layer sized, so the slots' differences can be learned quickly).
+        ``pointer_query=False`` leaves the query out (it is then initialised as a hidden layer:
+        slot logits with a std of ~2 at the start, the earlier behaviour)."""
         layers = [self.op_head, self.small_from_core]
         if self.small_from_slot is not None:
             layers.append(self.small_from_slot)
         if isinstance(self.slot_head, nn.Linear):
             layers.append(self.slot_head)
+        elif pointer_query:
+            layers.append(self.slot_head.query)
+            if self.slot_head.cond_query is not None:
+                layers.append(self.slot_head.cond_query)
         return layers
+
+    def set_floors(self, op: float = 0.0, slot: float = 0.0) -> None:
+        """Probability floors: the op head's distribution becomes ``(1 - op) p + op u`` and each
+        row of the slot head's ``(1 - slot) p + slot u``, with ``u`` uniform over the legal values.
+
+        Every legal value then keeps a probability of at least ``floor / #legal``, so PPO cannot
+        collapse to a deterministic policy (e.g. wait-only) while the floor is on; the argmax,
+        and so the deterministic policy, is unchanged. ``0`` (default) is exactly the plain
+        softmax. The trainer sets them per batch from ``PPOConfig`` (the same floor for the
+        collection and the update of a batch, so PPO's ratio stays exact).
+
+        Examples:
+            >>> heads = FactoredHeads(core_dim=4, slot_dim=4)
+            >>> heads.set_floors(op=0.1)
+            >>> heads.floors.tolist()
+            [0.10000000149011612, 0.0]
+        """
+        for name, value in (("op", op), ("slot", slot)):
+            if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+                raise ValueError(f"{name} floor must be a number in [0, 1), got {value!r}")
+        self.floors.copy_(torch.tensor([float(op), float(slot)]))
 
     def _slot_logits(self, core: torch.Tensor, slot_repr: torch.Tensor) -> torch.Tensor:
         """``[*B, n_ops, N]``."""
@@ -158,7 +220,12 @@ class FactoredHeads(nn.Module):
         op_logits = self.op_head(core)  # [*B, 6]
         if self.op_from_slots:
             legal = out_masks["slot"]  # [*B, 6, N]; every row has a legal entry (index 0 if irrelevant)
-            op_logits = op_logits + slot_logits.masked_fill(~legal, float("-inf")).logsumexp(-1)  # [*B, 6]
+            pooled = slot_logits.masked_fill(~legal, float("-inf")).logsumexp(-1)  # [*B, 6]
+            if self.op_slot_pool == "mean":
+                pooled = pooled - legal.sum(-1).to(pooled.dtype).log()
+            op_logits = op_logits + pooled
+        op_logits = floored_logits(op_logits, out_masks["op"], self.floors[0])
+        slot_logits = floored_logits(slot_logits, out_masks["slot"], self.floors[1])
         params = {
             "op": {"logits": op_logits, "mask": out_masks["op"]},
             "slot": {"logits": slot_logits, "mask": out_masks["slot"]},

@@ -1,4 +1,4 @@
-"""Weight initialisation shared by both architectures (DESIGN.md "same init").
+"""Weight initialisation shared by both architectures (docs/design.md, "Data flow").
 
 The PPO recipe of CleanRL / esper-lite: orthogonal weights with gain ``sqrt(2)`` for hidden
 ``nn.Linear`` layers and zero biases, a small gain (0.01) for policy output layers so the initial

@@ -4,7 +4,7 @@
 ``k_n = W_k slot_repr[n]``. Its parameters do not depend on the number of slots ``N``, so one
 head serves every slot count, and permuting the slots permutes the logits.
 
-The optional conditioning ``cond`` (e.g. an op embedding, DESIGN.md "op -> slot -> rest") either
+The optional conditioning ``cond`` (e.g. an op embedding, docs/design.md "Data flow") either
 has the context's batch shape ``[*B, E]`` (one query, logits ``[*B, N]``) or one more dim
 ``[*B, K, E]`` (one query per option, logits ``[*B, K, N]``: the slot logits for every op at once).
 

@@ -32,18 +32,29 @@ class EnvConfig:
             :class:`~torchrl_slots.envs.HostConfig` when ``env="host"``).
         env: ``"surrogate"`` (:class:`~torchrl_slots.envs.SeedLifecycleEnv`) or ``"host"``
             (:class:`~torchrl_slots.envs.HostTrainingEnv`, a real host network).
+        grids: ``None`` (default: every env plays ``rows x cols``), or several grids
+            ``((rows, cols), ...)`` trained in one batch by a
+            :class:`~torchrl_slots.envs.MixedGridEnv` (``num_envs / len(grids)`` episodes each,
+            padded to the largest slot count). ``(rows, cols)`` must then be one of them: the grid
+            of the periodic evaluation.
 
     Examples:
         >>> cfg = EnvConfig(num_envs=8, rows=2, cols=5, lifecycle=LifecycleConfig(auto_advance=True))
         >>> EnvConfig.from_dict(cfg.to_dict()) == cfg
         True
+        >>> EnvConfig(num_envs=16, rows=5, cols=10, grids=((1, 3), (5, 10))).validate()
     """
 
     num_envs: int = 16
     rows: int = 1
     cols: int = 3
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+    grids: tuple[tuple[int, int], ...] | None = None
     env: str = "surrogate"
+
+    def __post_init__(self) -> None:
+        if self.grids is not None:
+            self.grids = tuple(tuple(g) for g in self.grids)
 
     def validate(self) -> None:
         """Raise ``ValueError`` for settings the env cannot take."""
@@ -53,10 +64,23 @@ class EnvConfig:
             raise ValueError(f"env={self.env!r} needs lifecycle to be a {config_class(self.env).__name__}, "
                              f"got {type(self.lifecycle).__name__}")
         self.lifecycle.validate(self.rows, self.cols)
+        if self.grids is not None:
+            if self.env != "surrogate":
+                raise ValueError(f"grids (a MixedGridEnv) needs env='surrogate', got env={self.env!r}")
+            if not self.grids or self.num_envs % len(self.grids):
+                raise ValueError(f"num_envs={self.num_envs} must be a multiple of the number of grids "
+                                 f"({len(self.grids)}: {list(self.grids)})")
+            for r, c in self.grids:
+                self.lifecycle.validate(r, c)
+            if (self.rows, self.cols) not in self.grids:
+                raise ValueError(f"rows x cols = {self.rows}x{self.cols} (the evaluation grid) must be one of "
+                                 f"grids {list(self.grids)}")
 
     def to_dict(self) -> dict[str, Any]:
         out = {"num_envs": self.num_envs, "rows": self.rows, "cols": self.cols,
                "lifecycle": self.lifecycle.to_dict()}
+        if self.grids is not None:
+            out["grids"] = [list(g) for g in self.grids]
         if self.env != "surrogate":  # older run dicts (and resume checks) stay as they were
             out["env"] = self.env
         return out
@@ -91,12 +115,21 @@ class PPOConfig:
         frames_per_batch: env steps per collected batch; must divide by ``num_envs``.
         total_frames: env steps of the whole run.
         max_bad_updates: consecutive non-finite loss/gradient updates tolerated before stopping.
+        op_floor: probability floor of the op head during training: the op is drawn from
+            ``(1 - op_floor) p + op_floor u`` with ``u`` uniform over the legal ops (see
+            :meth:`~torchrl_slots.modules.heads.FactoredHeads.set_floors`). Evaluation and the
+            saved policy are not affected (floors are not saved; the argmax is unchanged).
+        slot_floor: the same for each row of the slot head.
+        floor_decay_to: the floors decay linearly from their value at frame 0 to
+            ``floor_decay_to`` times that value at ``total_frames`` (1.0 = constant).
+        target_kl: stop a batch's epochs early once the mean ``kl_approx`` of the minibatches of
+            an epoch exceeds ``1.5 * target_kl``; ``None`` = off.
 
     Examples:
-        >>> PPOConfig(frames_per_batch=1000).validate(num_envs=16)
+        >>> PPOConfig(frames_per_batch=1000).validate(num_envs=16)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: frames_per_batch=1000 must be a multiple of num_envs=16 (each env contributes frames_per_batch / num_envs steps to a batch)
+        ValueError: frames_per_batch=1000 must be a multiple of num_envs=16 (each env contributes ...
     """
 
     lr: float = 3e-4
@@ -113,6 +146,10 @@ class PPOConfig:
     frames_per_batch: int = 16 * 50
     total_frames: int = 200_000
     max_bad_updates: int = 5
+    op_floor: float = 0.0
+    slot_floor: float = 0.0
+    floor_decay_to: float = 1.0
+    target_kl: float | None = None
 
     def validate(self, num_envs: int) -> None:
         """Raise ``ValueError`` naming the field for settings that cannot work with ``num_envs``."""
@@ -133,7 +170,26 @@ class PPOConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 < self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
             raise ValueError(f"gamma must be in (0, 1] and gae_lambda in [0, 1], got {self.gamma}, {self.gae_lambda}")
+        for name in ("op_floor", "slot_floor"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+                raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+        if not (isinstance(self.floor_decay_to, (int, float)) and 0.0 <= self.floor_decay_to <= 1.0):
+            raise ValueError(f"floor_decay_to must be in [0, 1], got {self.floor_decay_to!r}")
+        if self.target_kl is not None and not self.target_kl > 0:
+            raise ValueError(f"target_kl must be positive or None, got {self.target_kl!r}")
         self.entropy_coeffs()
+
+    def floors_at(self, frames: int) -> tuple[float, float]:
+        """``(op, slot)`` floors after ``frames`` env steps (the linear schedule).
+
+        Examples:
+            >>> PPOConfig(op_floor=0.2, slot_floor=0.1, floor_decay_to=0.5, total_frames=1000).floors_at(500)
+            (0.15, 0.075)
+        """
+        frac = min(max(frames / self.total_frames, 0.0), 1.0)
+        scale = 1.0 - (1.0 - self.floor_decay_to) * frac
+        return (round(self.op_floor * scale, 12), round(self.slot_floor * scale, 12))
 
     def entropy_coeffs(self) -> dict[str, float]:
         """One coefficient per head. A map that misses a head (or names an unknown one) raises."""

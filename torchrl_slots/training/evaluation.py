@@ -58,7 +58,10 @@ def _summarise(td: TensorDictBase) -> EvalResult:
     score = td["next", "info", "score"][:, -1].double()
     ret = td["next", "reward"].sum((1, 2)).double()
     n = score.numel()
-    se = (lambda x: float(x.std() / math.sqrt(n)) if n > 1 else 0.0)
+
+    def se(x: torch.Tensor) -> float:
+        return float(x.std() / math.sqrt(n)) if n > 1 else 0.0
+
     return EvalResult(float(score.mean()), se(score), float(ret.mean()), se(ret), n)
 
 

@@ -22,7 +22,9 @@ def make_logger(kind: Literal["csv", "tensorboard"] | Logger | None, output_dir:
         try:
             import tensorboard  # noqa: F401
         except ImportError as err:
-            raise ImportError("logger='tensorboard' needs the optional extra: pip install 'torchrl_slots[tensorboard]'") from err
+            raise ImportError(
+                "logger='tensorboard' needs the optional extra: pip install 'torchrl_slots[tensorboard]'"
+            ) from err
         from torchrl.record.loggers.tensorboard import TensorboardLogger
 
         return TensorboardLogger(exp_name="logs", log_dir=str(output_dir))

@@ -37,8 +37,7 @@ from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 from torchrl.record.loggers import Logger
 
-from torchrl_slots import layout
-from torchrl_slots.envs import make_env
+from torchrl_slots.envs import MixedGridEnv, make_env
 from torchrl_slots.policy import PolicyConfig, SlotPolicy, create_policy
 from torchrl_slots.training.checkpoint import TRAINING_FORMAT, CheckpointManager, check_resumable
 from torchrl_slots.training.config import Collection, EnvConfig, PPOConfig
@@ -120,7 +119,10 @@ def _env_factory(env: EnvConfig, policy: SlotPolicy, num_envs: int, seed: int, d
     transforms = policy.transforms()
 
     def make() -> EnvBase:
-        base = make_env(env.env, num_envs, env.rows, env.cols, config=env.lifecycle, seed=seed, device=device)
+        if env.grids is not None:
+            base = MixedGridEnv(num_envs // len(env.grids), env.grids, config=env.lifecycle, seed=seed, device=device)
+        else:
+            base = make_env(env.env, num_envs, env.rows, env.cols, config=env.lifecycle, seed=seed, device=device)
         return TransformedEnv(base, Compose(*[t.clone() for t in transforms], RewardSum(), StepCounter()))
 
     return make
@@ -184,9 +186,16 @@ class _Updater:
             ev = float(1.0 - (target - value).var() / target.var().clamp_min(1e-12))
         self.buffer.empty()
         self.buffer.extend(batch)
-        stats, skipped = LossAverager(), 0
-        for _ in range(self.ppo.epochs * self.ppo.minibatches):
+        stats, skipped, kls, epochs_done = LossAverager(), 0, [], 0
+        for i in range(self.ppo.epochs * self.ppo.minibatches):
+            if i and i % self.ppo.minibatches == 0:  # an epoch ended
+                epochs_done += 1
+                if self.ppo.target_kl is not None and sum(kls) / len(kls) > 1.5 * self.ppo.target_kl:
+                    break
+                kls = []
             out = self.loss(self.buffer.sample())
+            if "kl_approx" in out.keys():
+                kls.append(float(out["kl_approx"].detach().mean()))
             total = out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]
             stats.add_loss(out)
             self.optim.zero_grad(set_to_none=True)
@@ -210,7 +219,10 @@ class _Updater:
             self.bad_in_a_row = 0
             stats.add("optim/grad_norm", float(norm))
             self.optim.step()
-        return {**stats.means(), "loss/explained_variance": ev, "optim/skipped_updates": float(skipped)}
+        else:
+            epochs_done += 1
+        return {**stats.means(), "loss/explained_variance": ev, "optim/skipped_updates": float(skipped),
+                "optim/epochs": float(epochs_done)}
 
 
 def _eval_row(policy: SlotPolicy, env: EnvConfig, opts: RunOptions, eval_seed: int,
@@ -274,7 +286,11 @@ def train(
     ckpts = CheckpointManager(output_dir, keep=opts.keep_checkpoints) if output_dir is not None else None
     saved = _load_for_resume(ckpts, run, resume)
     torch.manual_seed(opts.seed)
-    probe = make_env(env_cfg.env, 1, env_cfg.rows, env_cfg.cols, config=env_cfg.lifecycle, seed=0, device=opts.device)
+    if env_cfg.grids is not None:  # the padded layout of the mixture
+        probe = MixedGridEnv(1, env_cfg.grids, config=env_cfg.lifecycle, seed=0, device=opts.device)
+    else:
+        probe = make_env(env_cfg.env, 1, env_cfg.rows, env_cfg.cols, config=env_cfg.lifecycle, seed=0,
+                         device=opts.device)
     policy = create_policy(arch, probe, pcfg)
     updater = _Updater(policy, ppo, env_cfg.num_envs)
     eval_seed = opts.seed + 10_000 if opts.eval_seed is None else opts.eval_seed
@@ -350,6 +366,7 @@ def _loop(run, env_cfg, ppo, opts, policy, updater, state, baselines, eval_seed,
                **{f"baseline/{k}": v.score for k, v in baselines.items()}}
         state.history.append(row)
         _log(log_obj, row, 0)
+    policy.heads_net.set_floors(*ppo.floors_at(state.frames))
     actor = policy.compile() if opts.compile else policy.actor
     # A resumed run draws fresh episodes from a seed derived from where it stopped.
     collector = _make_collector(env_cfg, policy, actor, ppo, opts, ppo.total_frames - state.frames,
@@ -361,14 +378,17 @@ def _loop(run, env_cfg, ppo, opts, policy, updater, state, baselines, eval_seed,
             collect_s = time.perf_counter() - t_collect
             batch = batch.reshape(-1, batch.shape[-1])  # multi-worker batches: [W, E, T] -> [W*E, T]
             lr = updater.set_lr(state.frames)
+            floors = policy.heads_net.floors.tolist()  # what this batch was collected with
             t_update = time.perf_counter()
             row = {**batch_metrics(batch, random_score=rnd, oracle_score=orc), **updater(batch)}
             update_s = time.perf_counter() - t_update
             state.frames += batch.numel()
             state.batches += 1
+            policy.heads_net.set_floors(*ppo.floors_at(state.frames))  # for the next batch and its update
             if opts.collector != "sync":
                 collector.update_policy_weights_()
-            row.update({"frames": float(state.frames), "optim/lr": lr, "time/collect_s": collect_s,
+            row.update({"frames": float(state.frames), "optim/lr": lr, "optim/op_floor": floors[0],
+                        "optim/slot_floor": floors[1], "time/collect_s": collect_s,
                         "time/update_s": update_s, "time/env_steps_per_s": batch.numel() / max(collect_s, 1e-9)})
             final = state.frames >= ppo.total_frames
             if state.batches % opts.eval_interval == 0 or final:
