@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install --quiet "$(TORCH_PIN)"
 	$(PIP) install --quiet "$(TENSORDICT_PIN)" "$(TORCHRL_PIN)"
 	# the test extra includes ray (~100 MB): tests/training/test_ray_collector.py runs 2 Ray workers
-	$(PIP) install --quiet -e ".[test,plot]" "$(RUFF_PIN)"
+	$(PIP) install --quiet -e ".[test,plot,real]" "$(RUFF_PIN)"
 	touch $(STAMP)
 
 # The main job: PPO with the Slot Transformer on the 1x3 grid (a fresh run folder each time).

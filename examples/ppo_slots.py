@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from torchrl_slots.envs import LifecycleConfig, parse_grids
+from torchrl_slots.envs import HostConfig, LifecycleConfig, parse_grids
 from torchrl_slots.policy import PolicyConfig
 from torchrl_slots.training import EnvConfig, PPOConfig, RunOptions, train
 
@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--arch", choices=["transformer", "lstm"], default="transformer", help="policy architecture")
+    a("--env", choices=["surrogate", "host"], default="surrogate",
+      help="surrogate: SeedLifecycleEnv; host: HostTrainingEnv, real host networks on load_digits (CPU)")
     a("--rows", type=int, default=1, help="slot grid rows")
     a("--cols", type=int, default=3, help="slot grid columns")
     a("--grids", default=None, help="train ONE policy on several grids at once, e.g. 1x3,2x5,3x6,5x10 "
@@ -67,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def configs(args: argparse.Namespace) -> tuple[EnvConfig, PolicyConfig, PPOConfig, RunOptions]:
-    lifecycle = LifecycleConfig(
+    lifecycle = (HostConfig if args.env == "host" else LifecycleConfig)(
         max_epochs=args.max_epochs, task_seed=args.task_seed, scaffolding=not args.no_scaffolding,
         auto_advance=args.auto_advance,
         enabled_slots=tuple(args.enabled_slots) if args.enabled_slots else None,
@@ -77,7 +79,7 @@ def configs(args: argparse.Namespace) -> tuple[EnvConfig, PolicyConfig, PPOConfi
         rows, cols = max(grids, key=lambda rc: rc[0] * rc[1])
         env = EnvConfig(num_envs=args.num_envs, rows=rows, cols=cols, lifecycle=lifecycle, grids=grids)
     else:
-        env = EnvConfig(num_envs=args.num_envs, rows=args.rows, cols=args.cols, lifecycle=lifecycle)
+        env = EnvConfig(num_envs=args.num_envs, rows=args.rows, cols=args.cols, lifecycle=lifecycle, env=args.env)
     extra = {} if args.entropy_coeff is None else {"entropy_coeff": args.entropy_coeff}
     ppo = PPOConfig(lr=args.lr, frames_per_batch=args.frames_per_batch, total_frames=args.total_frames,
                     epochs=args.epochs, minibatches=args.minibatches, **extra)
@@ -113,7 +115,7 @@ def write_plots(result, env: EnvConfig, out: Path, arch: str) -> list[str]:
         print("attention.png skipped: the flat-LSTM policy has no attention to draw")
         return written
     _, rollout = evaluate_policy(result.policy, rows=env.rows, cols=env.cols, config=env.lifecycle,
-                                 episodes=1, seed=12345, return_rollout=True)
+                                 episodes=1, seed=12345, return_rollout=True, env=env.env)
     plot_attention(result.policy.trunk_net.encoder, rollout[0], env.rows, env.cols, out / "attention.png")
     return written + ["attention.png"]
 
@@ -121,10 +123,11 @@ def write_plots(result, env: EnvConfig, out: Path, arch: str) -> list[str]:
 def summary(result, out: Path, files: list[str]) -> str:
     ev, base = result.final_eval, result.baselines
     lines = [f"\n{'policy':>12} {'eval score':>11} {'normalized':>11}   (same {base['random']['episodes']} episodes)"]
-    gap = base["oracle"]["score"] - base["random"]["score"]
+    top = "oracle" if "oracle" in base else "plan"  # the real host has no oracle: its best fixed plan
+    gap = base[top]["score"] - base["random"]["score"]
     score, normalized = ev.get("eval/score", float("nan")), ev.get("eval/score_normalized", float("nan"))
     lines.append(f"{'this run':>12} {score:>11.2f} {normalized:>11.2f}")
-    for name in ("wait", "random", "heuristic", "oracle"):
+    for name in ("wait", "random", "heuristic", top):
         s = base[name]["score"]
         lines.append(f"{name:>12} {s:>11.2f} {(s - base['random']['score']) / gap:>11.2f}")
     fps = result.frames / result.wall_time_s if result.wall_time_s > 0 else float("nan")

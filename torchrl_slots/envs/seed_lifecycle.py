@@ -26,62 +26,15 @@ INFO_KEYS = ("score", "val_acc", "live_seeds", "fossilized", "invalid_action")
 #: from the env's dynamics stream (so every policy sees the same episodes for a seed).
 ACTION_RNG_SEED_OFFSET = 0x5EED
 
-
-class SeedLifecycleEnv(EnvBase):
-    """Batched surrogate of morphogenetic training: one step = one host epoch.
-
-    ``num_envs`` independent episodes on a ``rows x cols`` slot grid, all tensors (no Python loop
-    over envs or slots). Keys follow docs/design.md's TensorDict contract: ``("observation", "base" |
-    "slots" | "slot_mask" | "slot_row" | "slot_col")``, ``("action_mask", head)``,
-    ``("action", head)``, ``("info", k)``, ``reward``/``done``/``terminated``/``truncated``.
-    Dynamics and reward: :mod:`torchrl_slots.envs.simulator`; features:
-    :mod:`torchrl_slots.envs.features`.
-
-    Args:
-        num_envs: number of parallel episodes (the env's batch size).
-        rows: grid rows (1..16).
-        cols: grid columns (1..16); the column is the depth through the host.
-        config: :class:`LifecycleConfig` (defaults if None).
-        device: torch device of every tensor.
-        seed: seed of the episode noise (``config.task_seed`` fixes the world).
-
-    Examples:
-        >>> env = SeedLifecycleEnv(num_envs=4, rows=1, cols=3, seed=0)
-        >>> td = env.rollout(25, break_when_any_done=False)  # random legal actions
-        >>> td.shape
-        torch.Size([4, 25])
-        >>> td["next", "info", "score"][:, :-1].abs().sum().item()  # score only at the last step
-        0.0
-        >>> bool(td["next", "terminated"][:, -1].all())
-        True
+class LifecycleEnvBase(EnvBase):
+    """The TensorDict side shared by the lifecycle envs: specs, seeding, action checks, legality
+    (from ``self.sim``, a :class:`~torchrl_slots.envs.lifecycle.SeedLifecycle`), the reward and
+    score formulas (module docstring of :mod:`torchrl_slots.envs.simulator`), observations and
+    ``rand_action``. A subclass sets ``config``, ``rows``, ``cols``, ``num_envs``, ``num_slots``,
+    ``sim``, ``_state = None``, ``_masks = None`` and ``_relevance``, calls ``_make_specs()`` and
+    ``set_seed()``, and implements the hooks below. Its state needs the lifecycle fields plus
+    ``contribution``, ``val_acc`` and ``rent_total``.
     """
-
-    def __init__(
-        self,
-        num_envs: int = 8,
-        rows: int = 1,
-        cols: int = 3,
-        *,
-        config: LifecycleConfig | None = None,
-        device: torch.device | str | None = None,
-        seed: int | None = None,
-    ) -> None:
-        if not isinstance(num_envs, int) or num_envs <= 0:
-            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
-        config = LifecycleConfig() if config is None else config
-        config.validate(rows, cols)
-        device = torch.device(device) if device is not None else torch.device("cpu")
-        super().__init__(device=device, batch_size=torch.Size([num_envs]))
-        self.config, self.rows, self.cols = config, rows, cols
-        self.num_envs, self.num_slots = num_envs, rows * cols
-        self.sim = SeedSimulator(num_envs, rows, cols, config, device=device)
-        self._state: SimState | None = None
-        self._masks: dict[str, torch.Tensor] | None = None
-        self._relevance = layout.relevance_matrix().to(device)  # [6, 8]
-        self._make_specs()
-        if seed is None:
-            seed = int(torch.empty((), dtype=torch.int64).random_().item())
-        self.set_seed(seed)
 
     # ------------------------------------------------------------------ specs
     def _make_specs(self) -> None:
@@ -136,12 +89,33 @@ class SeedLifecycleEnv(EnvBase):
         self._state = None
 
     # ------------------------------------------------------------------ reset / step
+    def _fresh(self, mask: torch.Tensor) -> None:
+        """Subclass: start new episodes in ``self._state`` where ``mask`` ([E] bool; all on the
+        first reset, when ``self._state`` is None)."""
+        raise NotImplementedError
+
+    def _transition(self, s, action: dict[str, torch.Tensor], legal: torch.Tensor) -> None:
+        """Subclass: apply the ops (``legal`` [E] marks the executed ones) and run one epoch."""
+        raise NotImplementedError
+
+    def _rent(self, s) -> torch.Tensor:
+        """Subclass: this epoch's rent ``rent_scale * sum(alpha * cost_b)``, ``[E]``."""
+        raise NotImplementedError
+
+    def _final_gain(self, s, fossil: torch.Tensor) -> torch.Tensor:
+        """Subclass: what the kept (fossilized) seeds are worth at the last step, ``[E]``."""
+        raise NotImplementedError
+
+    def _features(self, s) -> tuple[torch.Tensor, torch.Tensor]:
+        """Subclass: ``(base [E, 23], slots [E, N, 39])``."""
+        raise NotImplementedError
+
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
         mask = None if tensordict is None else tensordict.get("_reset", None)
         mask = torch.ones(self.num_envs, dtype=torch.bool, device=self.device) if mask is None else mask.view(-1)
         if self._state is None:
             mask = torch.ones_like(mask)
-        self._state = self.sim.reset(self._state, mask, self._rng)
+        self._fresh(mask)
         zeros = torch.zeros(self.num_envs, 1, dtype=torch.bool, device=self.device)
         out = self._observation(self._state, score=torch.zeros(self.num_envs, device=self.device),
                                 invalid=torch.zeros(self.num_envs, dtype=torch.bool, device=self.device))
@@ -150,13 +124,13 @@ class SeedLifecycleEnv(EnvBase):
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         if self._state is None:
-            raise RuntimeError("SeedLifecycleEnv.step() called before reset()")
+            raise RuntimeError(f"{type(self).__name__}.step() called before reset()")
         s, sim, cfg = self._state, self.sim, self.config
         finished = s.epoch >= cfg.max_epochs  # [E]
         if not torch.compiler.is_compiling() and bool(finished.any()):
             envs = finished.nonzero().flatten().tolist()
             raise RuntimeError(
-                f"SeedLifecycleEnv.step() after the last epoch (max_epochs={cfg.max_epochs}) of envs {envs} "
+                f"{type(self).__name__}.step() after the last epoch (max_epochs={cfg.max_epochs}) of envs {envs} "
                 f"without a reset: reset them first (env.reset() or a '_reset' mask; collectors and "
                 f"env.rollout do this themselves)"
             )
@@ -164,23 +138,14 @@ class SeedLifecycleEnv(EnvBase):
         legal = self._legal(action)
         if cfg.invalid_action == "raise" and not bool(legal.all()):
             raise ValueError(self._explain_illegal(action, legal))
-        e, n, dev, gen = self.num_envs, self.num_slots, self.device, self._rng
-        noise = {
-            "gain": torch.randn(e, n, generator=gen, device=dev) * cfg.gain_noise,
-            "obs": torch.randn(e, n, generator=gen, device=dev),
-            "weak": torch.randn(e, n, generator=gen, device=dev),
-            "val": torch.randn(e, generator=gen, device=dev),
-            "train": torch.randn(e, generator=gen, device=dev),
-        }
         phi_before, c_before = sim.potential(s), s.contribution.sum(-1)
-        sim.apply(s, action, legal, noise["gain"])
-        sim.epoch(s, noise)
-        rent = sim.rent(s)
+        self._transition(s, action, legal)
+        rent = self._rent(s)
         s.rent_total = s.rent_total + rent
         done = s.epoch >= cfg.max_epochs  # [E]
         fossil = s.stage == Stage.FOSSILIZED
         c = s.contribution
-        score = torch.where(done, (c * fossil).sum(-1) - s.rent_total, 0.0)
+        score = torch.where(done, self._final_gain(s, fossil) - s.rent_total, 0.0)
         if cfg.reward == "sparse":
             reward = score
         else:
@@ -202,16 +167,17 @@ class SeedLifecycleEnv(EnvBase):
         )
         return out
 
-    def _observation(self, s: SimState, *, score: torch.Tensor, invalid: torch.Tensor) -> TensorDict:
+    def _observation(self, s, *, score: torch.Tensor, invalid: torch.Tensor) -> TensorDict:
         self._masks = self.sim.masks(s)
         live = self.sim.is_live(s)
         rows = self.sim.row_ids.expand(self.num_envs, -1)
         cols = self.sim.col_ids.expand(self.num_envs, -1)
+        base, slots = self._features(s)
         return TensorDict(
             {
                 "observation": {
-                    "base": base_features(self.sim, s),
-                    "slots": slot_features(self.sim, s),
+                    "base": base,
+                    "slots": slots,
                     "slot_mask": s.enabled.clone(),
                     "slot_row": rows.clone(),
                     "slot_col": cols.clone(),
@@ -289,6 +255,102 @@ class SeedLifecycleEnv(EnvBase):
         tensordict.update(td)
         return tensordict
 
+    @property
+    def state(self):
+        """The env's state (hidden quantities included): for oracles and tests, not for policies."""
+        if self._state is None:
+            raise RuntimeError("the env has not been reset yet")
+        return self._state
+
+
+class SeedLifecycleEnv(LifecycleEnvBase):
+    """Batched surrogate of morphogenetic training: one step = one host epoch.
+
+    ``num_envs`` independent episodes on a ``rows x cols`` slot grid, all tensors (no Python loop
+    over envs or slots). Keys follow docs/design.md's TensorDict contract: ``("observation", "base" |
+    "slots" | "slot_mask" | "slot_row" | "slot_col")``, ``("action_mask", head)``,
+    ``("action", head)``, ``("info", k)``, ``reward``/``done``/``terminated``/``truncated``.
+    Dynamics and reward: :mod:`torchrl_slots.envs.simulator`; features:
+    :mod:`torchrl_slots.envs.features`.
+
+    Args:
+        num_envs: number of parallel episodes (the env's batch size).
+        rows: grid rows (1..16).
+        cols: grid columns (1..16); the column is the depth through the host.
+        config: :class:`LifecycleConfig` (defaults if None).
+        device: torch device of every tensor.
+        seed: seed of the episode noise (``config.task_seed`` fixes the world).
+
+    Examples:
+        >>> env = SeedLifecycleEnv(num_envs=4, rows=1, cols=3, seed=0)
+        >>> td = env.rollout(25, break_when_any_done=False)  # random legal actions
+        >>> td.shape
+        torch.Size([4, 25])
+        >>> td["next", "info", "score"][:, :-1].abs().sum().item()  # score only at the last step
+        0.0
+        >>> bool(td["next", "terminated"][:, -1].all())
+        True
+    """
+
+    def __init__(
+        self,
+        num_envs: int = 8,
+        rows: int = 1,
+        cols: int = 3,
+        *,
+        config: LifecycleConfig | None = None,
+        device: torch.device | str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if not isinstance(num_envs, int) or num_envs <= 0:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        config = LifecycleConfig() if config is None else config
+        config.validate(rows, cols)
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        super().__init__(device=device, batch_size=torch.Size([num_envs]))
+        self.config, self.rows, self.cols = config, rows, cols
+        self.num_envs, self.num_slots = num_envs, rows * cols
+        self.sim = SeedSimulator(num_envs, rows, cols, config, device=device)
+        self._state: SimState | None = None
+        self._masks: dict[str, torch.Tensor] | None = None
+        self._relevance = layout.relevance_matrix().to(device)  # [6, 8]
+        self._make_specs()
+        if seed is None:
+            seed = int(torch.empty((), dtype=torch.int64).random_().item())
+        self.set_seed(seed)
+
+    def _fresh(self, mask: torch.Tensor) -> None:
+        self._state = self.sim.reset(self._state, mask, self._rng)
+
+    def _transition(self, s: SimState, action: dict[str, torch.Tensor], legal: torch.Tensor) -> None:
+        cfg, sim = self.config, self.sim
+        e, n, dev, gen = self.num_envs, self.num_slots, self.device, self._rng
+        noise = {
+            "gain": torch.randn(e, n, generator=gen, device=dev) * cfg.gain_noise,
+            "obs": torch.randn(e, n, generator=gen, device=dev),
+            "weak": torch.randn(e, n, generator=gen, device=dev),
+            "val": torch.randn(e, generator=gen, device=dev),
+            "train": torch.randn(e, generator=gen, device=dev),
+        }
+        sim.apply(s, action, legal, noise["gain"])
+        sim.epoch(s, noise)
+
+    def _rent(self, s: SimState) -> torch.Tensor:
+        return self.sim.rent(s)
+
+    def _final_gain(self, s: SimState, fossil: torch.Tensor) -> torch.Tensor:
+        return (s.contribution * fossil).sum(-1)
+
+    def _features(self, s: SimState) -> tuple[torch.Tensor, torch.Tensor]:
+        return base_features(self.sim, s), slot_features(self.sim, s)
+
+    @property
+    def state(self) -> SimState:
+        """The simulator state (hidden world included): for oracles and tests, not for policies."""
+        if self._state is None:
+            raise RuntimeError("the env has not been reset yet")
+        return self._state
+
     def state_tensors(self) -> dict[str, Any]:
         """Everything the next steps depend on, as plain tensors (for an exact resume): the
         simulator state, the last masks and both random streams.
@@ -326,10 +388,3 @@ class SeedLifecycleEnv(EnvBase):
         self._masks = {k: v.to(self.device) for k, v in saved["masks"].items()}
         self._rng.set_state(saved["rng"])
         self._action_rng.set_state(saved["action_rng"])
-
-    @property
-    def state(self) -> SimState:
-        """The simulator state (hidden world included): for oracles and tests, not for policies."""
-        if self._state is None:
-            raise RuntimeError("the env has not been reset yet")
-        return self._state

@@ -10,7 +10,7 @@ from tensordict import TensorDict
 from torchrl.collectors import Collector, MultiSyncCollector
 from torchrl.envs import Compose, EnvBase, RewardSum, StepCounter, TransformedEnv
 
-from torchrl_slots.envs import MixedGridEnv, SeedLifecycleEnv
+from torchrl_slots.envs import MixedGridEnv, make_env
 from torchrl_slots.policy import SlotPolicy
 from torchrl_slots.training.config import EnvConfig, PPOConfig
 
@@ -28,7 +28,7 @@ def env_factory(env: EnvConfig, policy: SlotPolicy, num_envs: int, seed: int, de
         if env.grids is not None:
             base = MixedGridEnv(num_envs // len(env.grids), env.grids, config=env.lifecycle, seed=seed, device=device)
         else:
-            base = SeedLifecycleEnv(num_envs, env.rows, env.cols, config=env.lifecycle, seed=seed, device=device)
+            base = make_env(env.env, num_envs, env.rows, env.cols, config=env.lifecycle, seed=seed, device=device)
         return TransformedEnv(base, Compose(*[t.clone() for t in transforms], RewardSum(), StepCounter()))
 
     return make
@@ -72,8 +72,8 @@ def collector_state(collector, opts: RunOptions) -> dict[str, Any] | None:
     """The sync collector's env (simulator state, masks, both env RNGs) and its carrier (the next
     observation, LSTM state, episode counters): with these a resumed run continues the same
     episodes. Multi-process collectors are not captured (their resume draws fresh episodes)."""
-    if opts.collector != "sync":
-        return None
+    if opts.collector != "sync" or not hasattr(collector.env.base_env, "state_tensors"):
+        return None  # e.g. the host env (its networks' state is not captured): a resume draws fresh episodes
     carrier = collector._carrier  # private in torchrl 0.14.1: the rollout state kept between batches
     return {"env": collector.env.base_env.state_tensors(), "carrier": carrier.to_dict(),
             "carrier_batch_size": list(carrier.batch_size)}

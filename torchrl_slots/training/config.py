@@ -10,6 +10,7 @@ from typing import Any, Literal, Mapping
 from torchrl_slots import layout
 from torchrl_slots.envs import LifecycleConfig
 from torchrl_slots.envs.config import check_int, check_real
+from torchrl_slots.envs.factory import config_class, config_from_dict
 
 
 def _from_dict(cls, data: Mapping[str, Any]):
@@ -28,7 +29,10 @@ class EnvConfig:
         num_envs: parallel episodes per collector (in total: split over ``workers`` processes).
         rows: grid rows.
         cols: grid columns.
-        lifecycle: the simulator's :class:`~torchrl_slots.envs.LifecycleConfig`.
+        lifecycle: the simulator's :class:`~torchrl_slots.envs.LifecycleConfig` (a
+            :class:`~torchrl_slots.envs.HostConfig` when ``env="host"``).
+        env: ``"surrogate"`` (:class:`~torchrl_slots.envs.SeedLifecycleEnv`) or ``"host"``
+            (:class:`~torchrl_slots.envs.HostTrainingEnv`, a real host network).
         grids: ``None`` (default: every env plays ``rows x cols``), or several grids
             ``((rows, cols), ...)`` trained in one batch by a
             :class:`~torchrl_slots.envs.MixedGridEnv` (``num_envs / len(grids)`` episodes each,
@@ -47,6 +51,7 @@ class EnvConfig:
     cols: int = 3
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     grids: tuple[tuple[int, int], ...] | None = None
+    env: str = "surrogate"
 
     def __post_init__(self) -> None:
         if self.grids is not None:
@@ -56,8 +61,13 @@ class EnvConfig:
         """Raise ``ValueError`` for settings the env cannot take."""
         if not isinstance(self.num_envs, int) or self.num_envs <= 0:
             raise ValueError(f"num_envs must be a positive int, got {self.num_envs!r}")
+        if not isinstance(self.lifecycle, config_class(self.env)):
+            raise ValueError(f"env={self.env!r} needs lifecycle to be a {config_class(self.env).__name__}, "
+                             f"got {type(self.lifecycle).__name__}")
         self.lifecycle.validate(self.rows, self.cols)
         if self.grids is not None:
+            if self.env != "surrogate":
+                raise ValueError(f"grids (a MixedGridEnv) needs env='surrogate', got env={self.env!r}")
             if not self.grids or self.num_envs % len(self.grids):
                 raise ValueError(f"num_envs={self.num_envs} must be a multiple of the number of grids "
                                  f"({len(self.grids)}: {list(self.grids)})")
@@ -72,13 +82,15 @@ class EnvConfig:
                "lifecycle": self.lifecycle.to_dict()}
         if self.grids is not None:
             out["grids"] = [list(g) for g in self.grids]
+        if self.env != "surrogate":  # older run dicts (and resume checks) stay as they were
+            out["env"] = self.env
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "EnvConfig":
         data = dict(data)
         if isinstance(data.get("lifecycle"), Mapping):
-            data["lifecycle"] = LifecycleConfig.from_dict(data["lifecycle"])
+            data["lifecycle"] = config_from_dict(data.get("env", "surrogate"), data["lifecycle"])
         return _from_dict(cls, data)
 
 

@@ -3,7 +3,8 @@
 The env draws its noise with fixed shapes whatever the actions, so two envs built with the same
 ``seed`` play the same episodes (host curves, gains, noise): common random numbers. Scores are the
 env's unshaped objective (``("next", "info", "score")`` at the last step), and
-:func:`normalized_score` places a score between random (0) and oracle (1).
+:func:`normalized_score` places a score between random (0) and oracle (1); on the real host
+(``env="host"``), which has no oracle, between random and the best fixed plan of ``PLAN_GRID``.
 """
 
 from __future__ import annotations
@@ -17,16 +18,20 @@ from torchrl.envs import Compose, TransformedEnv
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from torchrl_slots.envs import (
+    PLAN_GRID,
     HeuristicPolicy,
     LifecycleConfig,
     OraclePolicy,
+    PlanPolicy,
     RandomPolicy,
-    SeedLifecycleEnv,
     WaitPolicy,
+    make_env,
 )
 from torchrl_slots.policy import SlotPolicy
 
 BASELINES = {"wait": WaitPolicy, "random": RandomPolicy, "heuristic": HeuristicPolicy, "oracle": OraclePolicy}
+#: The real host has no oracle; its upper reference is the best fixed plan of PLAN_GRID ("plan").
+HOST_BASELINES = ("wait", "random", "heuristic", "plan")
 
 
 @dataclass
@@ -62,7 +67,8 @@ def _summarise(td: TensorDictBase) -> EvalResult:
 
 def evaluate_policy(policy: SlotPolicy, *, rows: int, cols: int, config: LifecycleConfig,
                     episodes: int, seed: int, deterministic: bool = True,
-                    return_rollout: bool = False) -> EvalResult | tuple[EvalResult, TensorDictBase]:
+                    return_rollout: bool = False, env: str = "surrogate"
+                    ) -> EvalResult | tuple[EvalResult, TensorDictBase]:
     """Play ``episodes`` whole episodes (one batched env, one rollout) and summarise them.
 
     Args:
@@ -72,9 +78,10 @@ def evaluate_policy(policy: SlotPolicy, *, rows: int, cols: int, config: Lifecyc
         seed: the episode seed; the baselines use the same one in :func:`evaluate_baselines`.
         deterministic: take each head's mode (True) or sample.
         return_rollout: also return the rollout tensordict ``[episodes, max_epochs]``.
+        env: the env kind, ``"surrogate"`` or ``"host"`` (:func:`~torchrl_slots.envs.make_env`).
     """
     device = next(policy.parameters()).device
-    base = SeedLifecycleEnv(episodes, rows, cols, config=config, seed=seed, device=device)
+    base = make_env(env, episodes, rows, cols, config=config, seed=seed, device=device)
     env = TransformedEnv(base, Compose(*policy.transforms()))
     kind = ExplorationType.DETERMINISTIC if deterministic else ExplorationType.RANDOM
     was_training = policy.training
@@ -89,24 +96,33 @@ def evaluate_policy(policy: SlotPolicy, *, rows: int, cols: int, config: Lifecyc
 
 
 def evaluate_baselines(*, rows: int, cols: int, config: LifecycleConfig, episodes: int, seed: int,
-                       names: tuple[str, ...] = tuple(BASELINES)) -> dict[str, EvalResult]:
+                       names: tuple[str, ...] | None = None, env: str = "surrogate") -> dict[str, EvalResult]:
     """Score the reference policies on the episodes that :func:`evaluate_policy` plays with ``seed``.
+
+    ``names`` default: :data:`BASELINES` on the surrogate, :data:`HOST_BASELINES` on the host, where
+    ``"plan"`` is the best (highest mean score) of the fixed plans of ``PLAN_GRID``.
 
     Examples:
         >>> res = evaluate_baselines(rows=1, cols=3, config=LifecycleConfig(), episodes=8, seed=0)
         >>> res["wait"].score, res["oracle"].score > res["random"].score
         (0.0, True)
     """
+    kind = env
+    names = (tuple(BASELINES) if kind == "surrogate" else HOST_BASELINES) if names is None else names
     out = {}
     for name in names:
-        env = SeedLifecycleEnv(episodes, rows, cols, config=config, seed=seed)
-        with torch.no_grad():
-            td = env.rollout(config.max_epochs, BASELINES[name](env), break_when_any_done=False)
-        out[name] = _summarise(td)
+        policies = [(BASELINES[name], ())] if name != "plan" else [(PlanPolicy, plan) for plan in PLAN_GRID]
+        results = []
+        for cls, args in policies:
+            base = make_env(kind, episodes, rows, cols, config=config, seed=seed)
+            with torch.no_grad():
+                results.append(_summarise(base.rollout(config.max_epochs, cls(base, *args), break_when_any_done=False)))
+        out[name] = max(results, key=lambda r: r.score)
     return out
 
 
 def normalized_score(score: float, baselines: dict[str, EvalResult]) -> float:
-    """``(score - random) / (oracle - random)``: 0 = random, 1 = oracle (NaN if they tie)."""
-    lo, hi = baselines["random"].score, baselines["oracle"].score
+    """``(score - random) / (oracle - random)``: 0 = random, 1 = oracle (NaN if they tie); without an
+    oracle (the real host) the best fixed plan, ``baselines["plan"]``, takes its place."""
+    lo, hi = baselines["random"].score, baselines["oracle" if "oracle" in baselines else "plan"].score
     return (score - lo) / (hi - lo) if hi > lo else float("nan")

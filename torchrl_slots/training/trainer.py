@@ -35,7 +35,7 @@ from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 from torchrl.record.loggers import Logger
 
-from torchrl_slots.envs import MixedGridEnv, SeedLifecycleEnv
+from torchrl_slots.envs import MixedGridEnv, make_env
 from torchrl_slots.envs.config import check_int
 from torchrl_slots.policy import PolicyConfig, SlotPolicy, create_policy
 from torchrl_slots.training.checkpoint import TRAINING_FORMAT, CheckpointManager, check_resumable
@@ -220,7 +220,7 @@ class _Updater:
 def _eval_row(policy: SlotPolicy, env: EnvConfig, opts: RunOptions, eval_seed: int,
               baselines: dict[str, EvalResult]) -> dict[str, float]:
     res = evaluate_policy(policy, rows=env.rows, cols=env.cols, config=env.lifecycle,
-                          episodes=opts.eval_episodes, seed=eval_seed)
+                          episodes=opts.eval_episodes, seed=eval_seed, env=env.env)
     return {"eval/score": res.score, "eval/score_se": res.score_se, "eval/return": res.ret,
             "eval/score_normalized": normalized_score(res.score, baselines)}
 
@@ -283,7 +283,8 @@ def train(
     if env_cfg.grids is not None:  # the padded layout of the mixture
         probe = MixedGridEnv(1, env_cfg.grids, config=env_cfg.lifecycle, seed=0, device=opts.device)
     else:
-        probe = SeedLifecycleEnv(1, env_cfg.rows, env_cfg.cols, config=env_cfg.lifecycle, seed=0, device=opts.device)
+        probe = make_env(env_cfg.env, 1, env_cfg.rows, env_cfg.cols, config=env_cfg.lifecycle, seed=0,
+                         device=opts.device)
     policy = create_policy(arch, probe, pcfg)
     updater = _Updater(policy, ppo, env_cfg.num_envs)
     eval_seed = opts.seed + EVAL_SEED_OFFSET if opts.eval_seed is None else opts.eval_seed
@@ -293,7 +294,7 @@ def train(
         baselines = {k: EvalResult.from_dict(d) for k, d in saved["baselines"].items()}
     else:
         baselines = evaluate_baselines(rows=env_cfg.rows, cols=env_cfg.cols, config=env_cfg.lifecycle,
-                                       episodes=opts.eval_episodes, seed=eval_seed)
+                                       episodes=opts.eval_episodes, seed=eval_seed, env=env_cfg.env)
     log_obj = make_logger(log, output_dir) if output_dir is not None or isinstance(log, Logger) else None
     ctx = _RunContext(run=run, env=env_cfg, ppo=ppo, opts=opts, policy=policy, updater=updater, state=state,
                       baselines=baselines, eval_seed=eval_seed, ckpts=ckpts, log=log_obj, callback=callback,
@@ -379,7 +380,8 @@ def _loop(ctx: _RunContext) -> TrainResult:
     if state.frames + ppo.frames_per_batch > ppo.total_frames:  # a finished run resumed as is
         logger.warning("nothing to do: %d of total_frames=%d done", state.frames, ppo.total_frames)
         return _result(policy, state, ctx.baselines, t_start, False, None)
-    rnd, orc = ctx.baselines["random"].score, ctx.baselines["oracle"].score
+    upper = "oracle" if "oracle" in ctx.baselines else "plan"  # the host env has no oracle: its best plan
+    rnd, orc = ctx.baselines["random"].score, ctx.baselines[upper].score
     if state.batches == 0:
         row = {"frames": 0.0, **_eval_row(policy, ctx.env, opts, ctx.eval_seed, ctx.baselines),
                **{f"baseline/{k}": v.score for k, v in ctx.baselines.items()}}

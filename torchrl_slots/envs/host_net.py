@@ -1,0 +1,268 @@
+"""Batched host networks of :class:`~torchrl_slots.envs.HostTrainingEnv`: data, forward with grafted
+seeds, one training epoch (Adam) and the batched counterfactual measurements.
+
+Each env holds two hosts with the same initialisation and the same minibatches: the *seeded* host
+(index 0), where the agent's seeds are grafted, and its *twin* (index 1), trained without seeds, the
+reference of the score. All ``E`` envs run as batched matmuls on per-env weight tensors
+(``[E, 2, ...]``); the Python loops run over host blocks and the blueprint families present in a
+block, never over envs or slots.
+
+Host: ``h = relu(x W_in + b_in)``; block ``c``: ``h = h + relu(h W_c + b_c)``, then the seeds of grid
+column ``c`` are grafted on their lanes (row ``r`` = features ``r*w .. (r+1)*w``); logits ``h W_out``.
+A seed's graft is ``h + alpha * phi`` with ``phi = z`` (ADD), ``h * tanh(z)`` (MULTIPLY) or
+``sigmoid(h . w_g + b_g) * z`` (GATE), ``z`` the family's output. In TRAINING (``inc``) the seed reads
+``h.detach()`` and adds ``phi - phi.detach()``: the value is exactly ``h`` (its output does not reach
+the host) while the seed receives the host loss's gradient, and the host's gradient is untouched.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+
+from torchrl_slots import layout
+from torchrl_slots.envs.host_seeds import SeedFamilies
+
+NUM_CLASSES = 10
+IN_FEATURES = 64
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+
+
+@functools.lru_cache(maxsize=4)
+def digits_split(train_size: int | None, val_size: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """scikit-learn's ``load_digits`` (1,797 8x8 images), pixels / 16, split once by a fixed
+    permutation: the first ``val_size`` images validate, the next ``train_size`` (default: the
+    rest) train. Returns ``(x_train, y_train, x_val, y_val)``."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:  # pragma: no cover - depends on the install
+        raise ImportError("HostTrainingEnv needs scikit-learn: pip install 'torchrl_slots[real]'") from err
+    data = load_digits()
+    x = torch.tensor(data.data, dtype=torch.float32) / 16.0
+    y = torch.tensor(data.target, dtype=torch.long)
+    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))
+    x, y = x[perm], y[perm]
+    rest = x.shape[0] - val_size
+    n_train = rest if train_size is None else train_size
+    if not (0 < val_size < x.shape[0]) or not (0 < n_train <= rest):
+        raise ValueError(f"train_size={train_size}, val_size={val_size} do not fit the {x.shape[0]} digits")
+    return x[val_size:val_size + n_train], y[val_size:val_size + n_train], x[:val_size], y[:val_size]
+
+
+def adam(p, g, m, v, t, lr: float, mask=None) -> None:
+    """One Adam step, in place on ``p``, ``m``, ``v`` and the step counts ``t``, which are per env
+    or per seed (an env or a seed restarts its optimizer state alone, which ``torch.optim.Adam``'s
+    one step count per tensor cannot). ``mask`` (broadcastable bool) freezes entries."""
+    b1, b2 = ADAM_BETAS
+    if mask is not None:
+        g = g * mask
+        t += mask.long()
+    else:
+        t += 1
+    m.mul_(b1).add_(g, alpha=1 - b1)
+    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+    tf = t.clamp_min(1).float()
+    denom = (v / (1 - b2**tf)).sqrt_().add_(ADAM_EPS)
+    step = (m * (lr / (1 - b1**tf))).div_(denom)
+    if mask is not None:
+        step.mul_(mask)
+    p.sub_(step)
+
+
+class HostNets:
+    """Shapes, initial draws, forward, training and measurement of ``E`` host pairs.
+
+    Examples:
+        >>> nets = HostNets(rows=1, cols=3, lane_width=8)
+        >>> nets.host_size, nets.families.total  # host weights; numbers per seed slot
+        (826, 213)
+        >>> layout.BLUEPRINTS[8].name, round(float(nets.cost[8]), 3)  # rent cost: seed params / host params
+        ('mlp', 0.174)
+    """
+
+    def __init__(self, rows: int, cols: int, lane_width: int, block_init: float = 0.5) -> None:
+        self.rows, self.cols, self.w = rows, cols, lane_width
+        self.num_slots_per_env = rows * cols
+        self.hidden = h = rows * lane_width
+        self.families = SeedFamilies(lane_width)
+        shapes = {"w_in": (IN_FEATURES, h), "b_in": (h,), "w_blk": (cols, h, h), "b_blk": (cols, h),
+                  "w_out": (h, NUM_CLASSES), "b_out": (NUM_CLASSES,)}
+        stds = {"w_in": math.sqrt(2.0 / IN_FEATURES), "w_blk": block_init * math.sqrt(2.0 / h),
+                "w_out": 1.0 / math.sqrt(h)}
+        self._host_layout, off, parts = {}, 0, []
+        for name, shape in shapes.items():
+            n = math.prod(shape)
+            self._host_layout[name] = (off, n, shape)
+            parts.append(torch.full((n,), stds.get(name, 0.0)))
+            off += n
+        self.host_size = off
+        self.host_init_std = torch.cat(parts)
+        #: rent cost of each blueprint: its real parameter count relative to the host's
+        self.cost = self.families.sizes.float() / self.host_size
+        self.gate_cost = (lane_width + 1) / self.host_size
+
+    def host_params(self, flat: torch.Tensor, leaves: bool = False) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """The host weights ``flat`` ``[E, K, P_h]`` as ``[E, K, *shape]`` tensors, ``w_blk`` and
+        ``b_blk`` as one tensor per block; ``leaves``: detached copies that require grad (one
+        autograd leaf per weight, so no backward runs through slices of the flat tensor)."""
+        out: dict[str, torch.Tensor | list[torch.Tensor]] = {}
+        for k, (o, n, shape) in self._host_layout.items():
+            t = flat[..., o:o + n].reshape(*flat.shape[:-1], *shape)
+            if k in ("w_blk", "b_blk"):
+                out[k] = [t[:, :, c].detach().requires_grad_() if leaves else t[:, :, c] for c in range(self.cols)]
+            else:
+                out[k] = t.detach().requires_grad_() if leaves else t
+        return out
+
+    def host_grad(self, p: dict[str, torch.Tensor | list[torch.Tensor]], grads: list[torch.Tensor]) -> torch.Tensor:
+        """Gradients of :meth:`host_params` leaves (in ``self.leaf_list(p)`` order) back to ``[E, K, P_h]``."""
+        lead = grads[0].shape[:2]
+        parts, i = [], 0
+        for k in self._host_layout:
+            if k in ("w_blk", "b_blk"):
+                parts.append(torch.stack(grads[i:i + self.cols], 2).reshape(*lead, -1))
+                i += self.cols
+            else:
+                parts.append(grads[i].reshape(*lead, -1))
+                i += 1
+        return torch.cat(parts, -1)
+
+    def leaf_list(self, p: dict[str, torch.Tensor | list[torch.Tensor]]) -> list[torch.Tensor]:
+        out = []
+        for k in self._host_layout:
+            out.extend(p[k] if isinstance(p[k], list) else [p[k]])
+        return out
+
+    def seed_columns(self, seeds: torch.Tensor, leaves: bool = False) -> list[torch.Tensor]:
+        """Per host column, its slots' seed parameters ``[E, 1, R, P_s]`` (``leaves``: autograd leaves)."""
+        e = seeds.shape[0]
+        cols = seeds.view(e, self.rows, self.cols, -1).unbind(2)
+        return [(c.detach().requires_grad_() if leaves else c).unsqueeze(1) for c in cols]
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, p: dict, x: torch.Tensor, seeds: dict | None = None) -> torch.Tensor:
+        """Logits of hosts ``p`` (:meth:`host_params` of ``[E, K, P_h]``) on inputs ``x``
+        ``[E or 1, 1, M, 64]`` (or ``[M, 64]``).
+
+        ``seeds`` (grafted on host index 0 only): ``columns`` (:meth:`seed_columns`), ``coef`` ``[E, V, N]``
+        (each seed's alpha in each of ``V`` variants), ``inc`` ``[E, N]`` bool or None (TRAINING
+        incubator), ``blueprint`` and ``algorithm`` ``[E, N]``. Returns ``[E, K - 1 + V, M, 10]``
+        when seeds are given (the seeded variants first), else ``[E, K, M, 10]``.
+        """
+        hid = torch.relu(torch.matmul(x, p["w_in"]) + p["b_in"].unsqueeze(-2))  # [E, K, M, H]
+        present = self._present(seeds) if seeds is not None else None
+        own_only = p["w_in"].shape[1] == 1  # measurement: one host per env, seeds on it
+        for c in range(self.cols):
+            hid = hid + torch.relu(torch.matmul(hid, p["w_blk"][c]) + p["b_blk"][c].unsqueeze(-2))
+            if present is not None and present[c]:
+                if own_only:
+                    hid = self._graft(hid, c, seeds, present[c])
+                else:  # training: seeds on host 0, none on the twin (host 1)
+                    hid = torch.cat([self._graft(hid[:, :1], c, seeds, present[c]), hid[:, 1:]], 1)
+        logits = torch.matmul(hid, p["w_out"]) + p["b_out"].unsqueeze(-2)
+        if seeds is not None and own_only and logits.shape[1] != seeds["coef"].shape[1]:
+            logits = logits.expand(-1, seeds["coef"].shape[1], -1, -1)  # no seed ran: variants equal
+        return logits
+
+    def _present(self, seeds: dict) -> list[list[tuple[int, torch.Tensor]]]:
+        """Per column, ``(blueprint, lane indices into E * R)`` of the seeds to run (grouped by
+        blueprint): those with alpha > 0 in some variant, or incubating."""
+        need = seeds["coef"].amax(1) > 0
+        if seeds.get("inc") is not None:
+            need = need | seeds["inc"]
+        bp = torch.where(need, seeds["blueprint"], 0).view(-1, self.rows, self.cols)
+        out = []
+        for c in range(self.cols):
+            key = bp[:, :, c].reshape(-1)  # [E * R]
+            out.append([(b, (key == b).nonzero().squeeze(1)) for b in key.unique().tolist() if b > 0])
+        return out
+
+    def _graft(self, hid: torch.Tensor, c: int, seeds: dict, present: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
+        """Seeds of column ``c`` on ``hid`` ``[E, Vin, M, H]`` -> ``[E, V, M, H]``. Only the K lanes
+        that hold a seed are gathered (grouped by family) and written back; the others are copied."""
+        e, vin, m, h = hid.shape
+        r, cols, w = self.rows, self.cols, self.w
+        lane = torch.cat([idx for _, idx in present])  # [K], lanes e * R + r grouped by family
+        ei, ri, n_idx = lane // r, lane % r, (lane // r) * self.num_slots_per_env + (lane % r) * cols + c
+        coef = seeds["coef"].transpose(1, 2).reshape(-1, seeds["coef"].shape[1])[n_idx]  # [K, V]
+        v = coef.shape[1]
+        h5 = hid.view(e, vin, m, r, w)
+        x = h5[ei, :, :, ri]  # [K, Vin, M, w]
+        params = seeds["columns"][c].reshape(e * r, -1)[lane].unsqueeze(1)  # [K, 1, P_s]
+        alg = seeds["algorithm"].reshape(-1)[n_idx][:, None, None, None]
+        inc = seeds.get("inc")
+        x_in = x
+        if inc is not None:
+            inc = inc.reshape(-1)[n_idx][:, None, None, None]
+            x_in = torch.where(inc, x.detach(), x)
+        parts, start = [], 0
+        for b, idx in present:
+            k = idx.shape[0]
+            parts.append(self.families.forward(b, x_in[start:start + k], params[start:start + k]))
+            start += k
+        z = torch.cat(parts) if len(parts) > 1 else parts[0]
+        phi = torch.where(alg == layout.Algorithm.ADD, z, torch.where(
+            alg == layout.Algorithm.MULTIPLY, x_in * torch.tanh(z), self.families.gate(x_in, params) * z))
+        new = x + coef[..., None, None] * phi  # [K, V, M, w]
+        if inc is not None:
+            new = new + inc * (phi - phi.detach())
+        out = h5.expand(e, v, m, r, w).clone()
+        out[ei, :, :, ri] = new
+        return out.view(e, v, m, h)
+
+    # ------------------------------------------------------------------ training and measurement
+    @staticmethod
+    def losses(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean cross-entropy and accuracy (pp) over the last-but-one dim: ``[E, K, M, 10] -> [E, K]``."""
+        ce = F.cross_entropy(logits.flatten(0, -2), y.expand(logits.shape[:-1]).flatten(), reduction="none")
+        acc = (logits.argmax(-1) == y).float().mean(-1) * 100.0
+        return ce.view(logits.shape[:-1]).mean(-1), acc
+
+    @torch.enable_grad()  # the env trains its hosts even inside a no_grad rollout or collector
+    def train_epoch(self, st, x: torch.Tensor, y: torch.Tensor, lr: float, seed_lr: float,
+                    trainable: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One epoch in place on ``st`` (a :class:`~torchrl_slots.envs.host.HostState`): one Adam
+        step per minibatch ``x`` ``[K, E, B, 64]``, ``y`` ``[K, E, B]``, for every host and for the
+        seeds where ``trainable`` ``[E, N]``. Returns the seeded hosts' mean train loss and accuracy
+        (pp) over the epoch, ``[E]`` each."""
+        inc = st.stage == layout.Stage.TRAINING
+        seed_mask = trainable[..., None]
+        any_seed = bool((inc | (st.alpha > 0)).any())
+        loss_sum = acc_sum = 0.0
+        for k in range(x.shape[0]):
+            p = self.host_params(st.host, leaves=True)
+            leaves = self.leaf_list(p)
+            cols = self.seed_columns(st.seeds, leaves=True) if any_seed else []
+            seeds = {"columns": cols, "coef": st.alpha[:, None], "inc": inc, "blueprint": st.blueprint,
+                     "algorithm": st.algorithm} if any_seed else None
+            logits = self.forward(p, x[k][:, None], seeds)  # [E, 2, B, 10]
+            loss, acc = self.losses(logits, y[k][:, None])
+            grads = torch.autograd.grad(loss.sum(), leaves + cols, allow_unused=True)
+            adam(st.host, self.host_grad(p, list(grads[:len(leaves)])), st.host_m, st.host_v, st.host_t, lr)
+            if any_seed:
+                g_cols = [torch.zeros_like(c) if g is None else g for c, g in zip(cols, grads[len(leaves):])]
+                g_seed = torch.cat(g_cols, 1).transpose(1, 2).reshape(st.seeds.shape)  # [E, C, R, P] -> [E, N, P]
+                adam(st.seeds, g_seed, st.seed_m, st.seed_v, st.seed_t, seed_lr, seed_mask)
+            loss_sum, acc_sum = loss_sum + loss[:, 0].detach(), acc_sum + acc[:, 0]
+        return loss_sum / x.shape[0], acc_sum / x.shape[0]
+
+    @torch.no_grad()
+    def measure(self, st, coef: torch.Tensor, x: torch.Tensor, y: torch.Tensor, twin: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Validation loss of the seeded host (``[E]``, first variant) and its accuracy (pp) in each
+        alpha variant ``coef`` ``[E, V, N]`` (``[E, V]``), and the twin's loss and accuracy (``[E]``
+        each; None unless ``twin``), on ``x`` ``[M, 64]``."""
+        seeds = {"columns": self.seed_columns(st.seeds), "coef": coef, "inc": None, "blueprint": st.blueprint,
+                 "algorithm": st.algorithm}
+        logits = self.forward(self.host_params(st.host[:, :1]), x, seeds)  # [E, V, M, 10]
+        loss, _ = self.losses(logits[:, :1], y)  # the loss of the base variant only
+        acc = (logits.argmax(-1) == y).float().mean(-1) * 100.0
+        if not twin:
+            return loss[:, 0], acc, None, None
+        t_loss, t_acc = self.losses(self.forward(self.host_params(st.host[:, 1:]), x), y)
+        return loss[:, 0], acc, t_loss[:, 0], t_acc[:, 0]
