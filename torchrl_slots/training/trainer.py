@@ -27,12 +27,6 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Mapping
 
 import torch
-from tensordict import TensorDictBase
-from torchrl.data import LazyTensorStorage, ReplayBuffer
-from torchrl.data.replay_buffers.samplers import SamplerWithoutReplacement
-from torchrl.modules import set_recurrent_mode
-from torchrl.objectives import ClipPPOLoss
-from torchrl.objectives.value import GAE
 from torchrl.record.loggers import Logger
 
 from torchrl_slots.envs import MixedGridEnv, make_env
@@ -43,7 +37,8 @@ from torchrl_slots.training.collection import clone_tree, collector_state, load_
 from torchrl_slots.training.config import Collection, EnvConfig, PPOConfig
 from torchrl_slots.training.evaluation import EvalResult, evaluate_baselines, evaluate_policy, normalized_score
 from torchrl_slots.training.loggers import make_logger
-from torchrl_slots.training.metrics import LossAverager, batch_metrics
+from torchrl_slots.training.metrics import batch_metrics
+from torchrl_slots.training.updater import TrainingDivergedError, _Updater  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +48,6 @@ EVAL_SEED_OFFSET = 10_000
 #: A resumed run without a saved collector state reseeds its collector with
 #: ``seed + RESUME_SEED_STRIDE * batches_done`` (a prime): separates its episodes from the first part's.
 RESUME_SEED_STRIDE = 7919
-
-
-class TrainingDivergedError(RuntimeError):
-    """Raised after ``PPOConfig.max_bad_updates`` consecutive non-finite updates."""
 
 
 @dataclass
@@ -144,77 +135,6 @@ def _check_output_dir(output_dir: Path | None, resume: bool) -> None:
 
 def _run_dict(arch: str, env: EnvConfig, pcfg: PolicyConfig, ppo: PPOConfig, opts: RunOptions) -> dict[str, Any]:
     return {"arch": arch, "env": env.to_dict(), "policy": asdict(pcfg), "ppo": ppo.to_dict(), **asdict(opts)}
-
-
-class _Updater:
-    """Epochs x minibatches of ClipPPOLoss + Adam on one batch, skipping non-finite updates."""
-
-    def __init__(self, policy: SlotPolicy, ppo: PPOConfig, num_envs: int) -> None:
-        coeffs = {("action", f"{h}_entropy"): c for h, c in ppo.entropy_coeffs().items()}
-        self.loss = ClipPPOLoss(policy.actor, policy.critic, clip_epsilon=ppo.clip_epsilon,
-                                entropy_coeff=coeffs, critic_coeff=ppo.critic_coeff,
-                                normalize_advantage=ppo.normalize_advantage)
-        self.gae = GAE(gamma=ppo.gamma, lmbda=ppo.gae_lambda, value_network=policy.value_network,
-                       average_gae=False, deactivate_vmap=True)
-        self.params = [p for p in self.loss.parameters() if p.requires_grad]
-        self.optim = torch.optim.Adam(self.params, lr=ppo.lr, eps=1e-5)
-        # One item = one env's whole [T] sequence: minibatches keep time order for the LSTM.
-        self.buffer = ReplayBuffer(storage=LazyTensorStorage(num_envs), sampler=SamplerWithoutReplacement(),
-                                   batch_size=num_envs // ppo.minibatches)
-        self.ppo, self.bad_in_a_row = ppo, 0
-
-    def set_lr(self, frames: int) -> float:
-        lr = self.ppo.lr * (max(0.0, 1.0 - frames / self.ppo.total_frames) if self.ppo.anneal_lr else 1.0)
-        for group in self.optim.param_groups:
-            group["lr"] = lr
-        return lr
-
-    def __call__(self, batch: TensorDictBase) -> dict[str, float]:
-        with torch.no_grad(), set_recurrent_mode(True):
-            self.gae(batch)
-            # Over the whole batch, before the update (the loss's own explained_variance is per
-            # time step over a few envs: noisy to meaningless on [E/minibatches, T] minibatches).
-            target, value = batch["value_target"], batch["state_value"]
-            ev = float(1.0 - (target - value).var() / target.var().clamp_min(1e-12))
-        self.buffer.empty()
-        self.buffer.extend(batch)
-        stats, skipped, kls, epochs_done = LossAverager(), 0, [], 0
-        for i in range(self.ppo.epochs * self.ppo.minibatches):
-            if i and i % self.ppo.minibatches == 0:  # an epoch ended
-                epochs_done += 1
-                if self.ppo.target_kl is not None and sum(kls) / len(kls) > 1.5 * self.ppo.target_kl:
-                    break
-                kls = []
-            out = self.loss(self.buffer.sample())
-            if "kl_approx" in out.keys():
-                kls.append(float(out["kl_approx"].detach().mean()))
-            total = out["loss_objective"] + out["loss_critic"] + out["loss_entropy"]
-            stats.add_loss(out)
-            self.optim.zero_grad(set_to_none=True)
-            if torch.isfinite(total):
-                total.backward()
-                norm = torch.nn.utils.clip_grad_norm_(self.params, self.ppo.max_grad_norm)
-            else:
-                norm = torch.tensor(float("nan"))
-            if not torch.isfinite(norm):
-                skipped += 1
-                self.bad_in_a_row += 1
-                self.optim.zero_grad(set_to_none=True)
-                logger.warning("non-finite loss or gradient (loss=%s, grad norm=%s): update skipped (%d in a row)",
-                               float(total.detach()), float(norm), self.bad_in_a_row)
-                if self.bad_in_a_row >= self.ppo.max_bad_updates:
-                    raise TrainingDivergedError(
-                        f"{self.bad_in_a_row} consecutive non-finite updates (limit "
-                        f"PPOConfig.max_bad_updates={self.ppo.max_bad_updates}); training stopped"
-                    )
-                continue
-            self.bad_in_a_row = 0
-            stats.add("optim/grad_norm", float(norm))
-            self.optim.step()
-        else:
-            epochs_done += 1
-        return {**stats.means(), "loss/explained_variance": ev, "optim/skipped_updates": float(skipped),
-                "optim/epochs": float(epochs_done)}
 
 
 def _eval_row(policy: SlotPolicy, env: EnvConfig, opts: RunOptions, eval_seed: int,
