@@ -348,6 +348,8 @@ class SlotPolicy(nn.Module):
         canonical = {id(t): k for k, t in self.state_dict(keep_vars=True).items()}
         aliases = {}
         for name, wrapper in self._wrappers.items():
+            if name.startswith("_"):  # the shared critic came later: no old file names it
+                continue
             for key, tensor in wrapper.state_dict(keep_vars=True).items():
                 if id(tensor) not in canonical:  # a tensor outside the registered modules
                     raise RuntimeError(f"SlotPolicy wrapper {name!r} holds an unregistered tensor {key!r}")
@@ -437,7 +439,8 @@ class SlotPolicy(nn.Module):
         if arch is not None and arch != saved_arch:
             raise ValueError(f"{path} holds a {saved_arch!r} policy, but arch={arch!r} was asked for")
         policy = create_policy(saved_arch, env, PolicyConfig.from_dict(payload["config"]))
-        state = payload["state_dict"]
+        state = dict(payload["state_dict"])
+        _map_legacy_keys(policy, state, "")  # a file of the old layout (every tensor under up to four names)
         expected = set(policy.state_dict())
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
         if missing or unexpected:

@@ -154,7 +154,8 @@ def test_payload_without_arch_names_the_missing_entry(tmp_path, entry):
 def test_policy_file_saves_its_grid_and_evaluate_reads_it(tmp_path):
     _, path = _policy_file(tmp_path, rows=2, cols=5)
     assert torch.load(path, weights_only=True)["grid"] == [2, 5]
-    rows, cols, _ = _evaluate().training_env(path)
+    rows, cols, _, kind = _evaluate().training_env(path)
+    assert kind == "surrogate"
     assert (rows, cols) == (2, 5)
 
 
