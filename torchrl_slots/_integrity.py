@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -111,3 +113,19 @@ def _reason(err: BaseException) -> str:
     if not first:
         return f"{type(err).__name__}, the file is truncated or not a torch file"
     return f"{type(err).__name__}: {first}"
+
+
+def atomic_save(obj: object, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temp file in the same folder, then ``os.replace`` it over ``path``: a reader
+    never sees a half-written file (policy files, entity policy files and training checkpoints)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

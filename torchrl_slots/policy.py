@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable, Literal
 
 import torch
@@ -33,7 +31,7 @@ from torchrl.modules import LSTMModule, ValueOperator
 from torchrl.modules.tensordict_module.rnn import recurrent_mode
 
 from torchrl_slots import layout
-from torchrl_slots._integrity import DamagedFileError, safe_load, verify_checksum, with_checksum
+from torchrl_slots._integrity import DamagedFileError, atomic_save, safe_load, verify_checksum, with_checksum
 from torchrl_slots.envs.config import check_int, check_real
 from torchrl_slots.modules._guards import host_checks_possible, under_functorch
 from torchrl_slots.modules.actor import make_factored_actor, param_keys
@@ -476,21 +474,6 @@ def _map_legacy_keys(policy: SlotPolicy, state_dict: dict, prefix: str, *args) -
         if new is not None:
             value = state_dict.pop(key)
             state_dict.setdefault(prefix + new, value)
-
-
-def atomic_save(obj: object, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temp file in the same folder, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _env_device(env: EnvBase) -> torch.device:

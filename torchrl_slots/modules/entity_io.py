@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,6 +32,7 @@ from torchrl.data import TensorSpec
 from torchrl.modules import ProbabilisticActor, ValueOperator
 
 from torchrl_slots import layout
+from torchrl_slots._integrity import atomic_save
 from torchrl_slots.modules.encoder import SlotTransformerEncoder
 from torchrl_slots.modules.entity import make_entity_actor, make_entity_critic
 from torchrl_slots.modules.entity_encoder import EntityEncoder, EntityEncoderModule
@@ -89,22 +89,6 @@ def _checked_kwargs(network: Any, what: str) -> dict[str, Any]:
     if not isinstance(kwargs, dict):
         raise TypeError(f"the {what} was not built by make_entity_{what} (it has no entity_kwargs to save)")
     return dict(kwargs)
-
-
-def _atomic_save(obj: object, path: Path) -> None:
-    """``torch.save`` to a temp file in the same folder, then ``os.replace`` it over ``path``: a
-    reader never sees a half-written file. (``torchrl_slots.policy.atomic_save`` does the same;
-    modules do not import the policy package.)"""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _digest(config: dict[str, Any], state: dict[str, dict[str, torch.Tensor]]) -> str:
@@ -177,7 +161,7 @@ def save_entity_policy(path: str | os.PathLike, actor: ProbabilisticActor, criti
         state["critic"] = critic.state_dict()
     payload = {"format": ENTITY_POLICY_FORMAT, **config, "state_dict": state, "sha256": _digest(config, state)}
     path = Path(path)
-    _atomic_save(payload, path)
+    atomic_save(payload, path)
     return path
 
 
