@@ -30,56 +30,44 @@ from torchrl_slots.envs import HeuristicPolicy, HostTrainingEnv, SeedLifecycleEn
 GRIDS = {3: (1, 3), 10: (2, 5), 25: (5, 5), 50: (5, 10)}
 
 
-def bench(num_envs: int, slots: int, steps: int, device: str) -> dict:
-    rows, cols = GRIDS[slots]
-    env = SeedLifecycleEnv(num_envs, rows, cols, seed=0, device=device)
+def _time_steps(env, act, steps: int, warmup: int, device: str = "cpu") -> dict:
+    """Median/p10/p90 of ``env.step`` over ``steps`` steps after ``warmup`` (episodes run on and reset
+    when done); ``act(td)`` writes the action."""
     td = env.reset()
     times = []
-    for i in range(steps + 10):
-        td = env.rand_action(td)
+    for i in range(steps + warmup):
+        td = act(td)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         out = env.step(td)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        if i >= 10:  # warm-up
+        if i >= warmup:
             times.append(time.perf_counter() - t0)
         td = out["next"]
         if bool(td["done"].any()):
             td = env.reset()
     med = statistics.median(times)
     q = statistics.quantiles(times, n=10)
-    return {
-        "num_envs": num_envs, "slots": slots, "grid": f"{rows}x{cols}",
-        "step_ms_median": 1e3 * med, "step_ms_p10": 1e3 * q[0], "step_ms_p90": 1e3 * q[-1],
-        "env_steps_per_s": num_envs / med,
-    }
+    return {"step_ms_median": 1e3 * med, "step_ms_p10": 1e3 * q[0], "step_ms_p90": 1e3 * q[-1],
+            "env_steps_per_s": env.batch_size[0] / med}
+
+
+def bench(num_envs: int, slots: int, steps: int, device: str) -> dict:
+    rows, cols = GRIDS[slots]
+    env = SeedLifecycleEnv(num_envs, rows, cols, seed=0, device=device)
+    return {"num_envs": num_envs, "slots": slots, "grid": f"{rows}x{cols}",
+            **_time_steps(env, env.rand_action, steps, warmup=10, device=device)}
 
 
 def bench_host(num_envs: int, slots: int, steps: int, policy: str) -> dict:
     """Median ``env.step`` time of HostTrainingEnv (episodes run on, resetting when done)."""
     rows, cols = GRIDS[slots]
     env = HostTrainingEnv(num_envs, rows, cols, seed=0)
-    heuristic = HeuristicPolicy(env) if policy == "heuristic" else None
-    td = env.reset()
-    times = []
-    for i in range(steps + 5):
-        td = env.rand_action(td) if heuristic is None else heuristic(td)
-        t0 = time.perf_counter()
-        out = env.step(td)
-        if i >= 5:  # warm-up
-            times.append(time.perf_counter() - t0)
-        td = out["next"]
-        if bool(td["done"].any()):
-            td = env.reset()
-    med = statistics.median(times)
-    q = statistics.quantiles(times, n=10)
-    return {
-        "env": "host", "policy": policy, "num_envs": num_envs, "slots": slots, "grid": f"{rows}x{cols}",
-        "step_ms_median": 1e3 * med, "step_ms_p10": 1e3 * q[0], "step_ms_p90": 1e3 * q[-1],
-        "env_steps_per_s": num_envs / med,
-    }
+    act = HeuristicPolicy(env) if policy == "heuristic" else env.rand_action
+    return {"env": "host", "policy": policy, "num_envs": num_envs, "slots": slots, "grid": f"{rows}x{cols}",
+            **_time_steps(env, act, steps, warmup=5)}
 
 
 def main_host(args) -> None:
