@@ -6,7 +6,8 @@ and writes JSON (default ``benchmarks/results/bench_env.json``). Target: one ste
 1024 envs x 50 slots under 10 ms on the 2-core CPU.
 
 ``--env host`` times HostTrainingEnv instead (real host networks; default 16 envs on 2x5, with
-random legal actions and with the heuristic, whose steps train and measure seeds all episode long)
+wait-only actions (the host alone: the floor), random legal actions (every family, the slowest)
+and the heuristic, whose steps train and measure seeds all episode long)
 and writes its rows under ``"host_results"`` of the same JSON, keeping the surrogate's rows.
 Target: at most 50 ms per step for 16 envs on 2x5 on one CPU thread.
 
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from torchrl_slots.envs import HeuristicPolicy, HostTrainingEnv, SeedLifecycleEnv
+from torchrl_slots.envs import HeuristicPolicy, HostTrainingEnv, SeedLifecycleEnv, WaitPolicy
 
 GRIDS = {3: (1, 3), 10: (2, 5), 25: (5, 5), 50: (5, 10)}
 
@@ -65,18 +66,28 @@ def bench_host(num_envs: int, slots: int, steps: int, policy: str) -> dict:
     """Median ``env.step`` time of HostTrainingEnv (episodes run on, resetting when done)."""
     rows, cols = GRIDS[slots]
     env = HostTrainingEnv(num_envs, rows, cols, seed=0)
-    act = HeuristicPolicy(env) if policy == "heuristic" else env.rand_action
+    act = {"heuristic": HeuristicPolicy, "wait": WaitPolicy}.get(policy, lambda e: e.rand_action)(env)
     return {"env": "host", "policy": policy, "num_envs": num_envs, "slots": slots, "grid": f"{rows}x{cols}",
             **_time_steps(env, act, steps, warmup=5)}
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main_host(args) -> None:
     torch.set_num_threads(args.threads)
     rows = [bench_host(int(e), int(n), args.steps, policy)
-            for e in args.num_envs.split(",") for n in args.slots.split(",") for policy in ("random", "heuristic")]
-    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-               "torch": torch.__version__, "threads": torch.get_num_threads(), "device": "cpu",
-               "note": args.note}
+            for e in args.num_envs.split(",") for n in args.slots.split(",") for policy in ("wait", "random", "heuristic")]
+    machine = {"platform": platform.platform(), "processor": _cpu_model(), "torch": torch.__version__,
+               "threads": torch.get_num_threads(), "device": "cpu", "note": args.note}
     print(f"HostTrainingEnv.step, cpu, torch {machine['torch']}, {machine['threads']} thread(s). {args.note}")
     print(f"{'policy':>9} {'envs':>5} {'grid':>5} {'step ms (median)':>17} {'p10-p90':>15} {'env steps/s':>12}")
     for r in rows:

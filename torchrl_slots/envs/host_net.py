@@ -151,66 +151,88 @@ class HostNets:
 
         ``seeds`` (grafted on host index 0 only): ``columns`` (:meth:`seed_columns`), ``coef`` ``[E, V, N]``
         (each seed's alpha in each of ``V`` variants), ``inc`` ``[E, N]`` bool or None (TRAINING
-        incubator), ``blueprint`` and ``algorithm`` ``[E, N]``. Returns ``[E, K - 1 + V, M, 10]``
+        incubator), ``blueprint`` and ``algorithm`` ``[E, N]``, and optionally ``plan`` (:meth:`plan`
+        of these seeds, made here if absent). Returns ``[E, K - 1 + V, M, 10]``
         when seeds are given (the seeded variants first), else ``[E, K, M, 10]``.
         """
         hid = torch.relu(torch.matmul(x, p["w_in"]) + p["b_in"].unsqueeze(-2))  # [E, K, M, H]
-        present = self._present(seeds) if seeds is not None else None
+        plan = (seeds.get("plan") or self.plan(seeds)) if seeds is not None else None
         own_only = p["w_in"].shape[1] == 1  # measurement: one host per env, seeds on it
         for c in range(self.cols):
             hid = hid + torch.relu(torch.matmul(hid, p["w_blk"][c]) + p["b_blk"][c].unsqueeze(-2))
-            if present is not None and present[c]:
+            if plan is not None and plan[c] is not None:
                 if own_only:
-                    hid = self._graft(hid, c, seeds, present[c])
+                    hid = self._graft(hid, c, seeds, plan[c])
                 else:  # training: seeds on host 0, none on the twin (host 1)
-                    hid = torch.cat([self._graft(hid[:, :1], c, seeds, present[c]), hid[:, 1:]], 1)
+                    hid = torch.cat([self._graft(hid[:, :1], c, seeds, plan[c]), hid[:, 1:]], 1)
         logits = torch.matmul(hid, p["w_out"]) + p["b_out"].unsqueeze(-2)
         if seeds is not None and own_only and logits.shape[1] != seeds["coef"].shape[1]:
             logits = logits.expand(-1, seeds["coef"].shape[1], -1, -1)  # no seed ran: variants equal
         return logits
 
-    def _present(self, seeds: dict) -> list[list[tuple[int, torch.Tensor]]]:
-        """Per column, ``(blueprint, lane indices into E * R)`` of the seeds to run (grouped by
-        blueprint): those with alpha > 0 in some variant, or incubating."""
+    def plan(self, seeds: dict) -> list[dict | None]:
+        """Per host column, what :meth:`_graft` needs, or None where no seed runs: the lanes
+        (``e * R + r``) holding a seed that runs (alpha > 0 in some variant, or incubating), sorted
+        by blueprint, the ``(blueprint, count)`` groups, and those lanes' alphas, styles and
+        incubation flags. Constant over an epoch's minibatches, so :meth:`train_epoch` makes it once."""
+        e, r, cols = seeds["coef"].shape[0], self.rows, self.cols
         need = seeds["coef"].amax(1) > 0
-        if seeds.get("inc") is not None:
-            need = need | seeds["inc"]
-        bp = torch.where(need, seeds["blueprint"], 0).view(-1, self.rows, self.cols)
-        out = []
-        for c in range(self.cols):
-            key = bp[:, :, c].reshape(-1)  # [E * R]
-            out.append([(b, (key == b).nonzero().squeeze(1)) for b in key.unique().tolist() if b > 0])
+        inc = seeds.get("inc")
+        if inc is not None:
+            need = need | inc
+        key = torch.where(need, seeds["blueprint"], 0).view(e, r, cols).permute(2, 0, 1).reshape(cols, e * r)
+        order = torch.argsort(key, dim=1, stable=True)  # lanes grouped by blueprint, 0 (none) first
+        counts = F.one_hot(key, layout.NUM_BLUEPRINTS).sum(1).tolist()  # [C][13]
+        coef_flat = seeds["coef"].transpose(1, 2).reshape(e * self.num_slots_per_env, -1)  # [E * N, V]
+        alg_flat, inc_flat = seeds["algorithm"].reshape(-1), None if inc is None else inc.reshape(-1)
+        out: list[dict | None] = []
+        for c in range(cols):
+            n0 = counts[c][0]
+            if n0 == e * r:
+                out.append(None)
+                continue
+            lane = order[c, n0:]
+            ei, ri = lane // r, lane % r
+            n_idx = ei * self.num_slots_per_env + ri * cols + c
+            alg = alg_flat[n_idx]
+            styles = set(alg.tolist())
+            inc_c = None if inc_flat is None else inc_flat[n_idx]
+            out.append({"lane": lane, "ei": ei, "ri": ri, "coef": coef_flat[n_idx],
+                        "groups": [(b, k) for b, k in enumerate(counts[c]) if b > 0 and k > 0],
+                        "alg": alg[:, None, None], "styles": styles,
+                        "inc": inc_c[:, None, None] if inc_c is not None and bool(inc_c.any()) else None})
         return out
 
-    def _graft(self, hid: torch.Tensor, c: int, seeds: dict, present: list[tuple[int, torch.Tensor]]) -> torch.Tensor:
-        """Seeds of column ``c`` on ``hid`` ``[E, Vin, M, H]`` -> ``[E, V, M, H]``. Only the K lanes
-        that hold a seed are gathered (grouped by family) and written back; the others are copied."""
+    def _graft(self, hid: torch.Tensor, c: int, seeds: dict, pc: dict) -> torch.Tensor:
+        """Seeds of column ``c`` (its :meth:`plan` entry ``pc``) on ``hid`` ``[E, Vin, M, H]`` ->
+        ``[E, V, M, H]``. Only the K lanes that hold a seed are gathered (grouped by family, one
+        split for inputs and one for parameters) and written back; the others are copied."""
         e, vin, m, h = hid.shape
-        r, cols, w = self.rows, self.cols, self.w
-        lane = torch.cat([idx for _, idx in present])  # [K], lanes e * R + r grouped by family
-        ei, ri, n_idx = lane // r, lane % r, (lane // r) * self.num_slots_per_env + (lane % r) * cols + c
-        coef = seeds["coef"].transpose(1, 2).reshape(-1, seeds["coef"].shape[1])[n_idx]  # [K, V]
-        v = coef.shape[1]
+        r, w = self.rows, self.w
+        lane, ei, ri, coef, groups, alg, inc = (pc[k] for k in ("lane", "ei", "ri", "coef", "groups", "alg", "inc"))
+        v, k = coef.shape[1], lane.shape[0]
         h5 = hid.view(e, vin, m, r, w)
         x = h5[ei, :, :, ri]  # [K, Vin, M, w]
-        params = seeds["columns"][c].reshape(e * r, -1)[lane].unsqueeze(1)  # [K, 1, P_s]
-        alg = seeds["algorithm"].reshape(-1)[n_idx][:, None, None, None]
-        inc = seeds.get("inc")
-        x_in = x
+        params = seeds["columns"][c].reshape(e * r, -1)[lane]  # [K, P_s]
+        x_in = x.reshape(k, vin * m, w)  # rows folded: every family is row-wise
         if inc is not None:
-            inc = inc.reshape(-1)[n_idx][:, None, None, None]
-            x_in = torch.where(inc, x.detach(), x)
-        parts, start = [], 0
-        for b, idx in present:
-            k = idx.shape[0]
-            parts.append(self.families.forward(b, x_in[start:start + k], params[start:start + k]))
-            start += k
-        z = torch.cat(parts) if len(parts) > 1 else parts[0]
-        phi = torch.where(alg == layout.Algorithm.ADD, z, torch.where(
-            alg == layout.Algorithm.MULTIPLY, x_in * torch.tanh(z), self.families.gate(x_in, params) * z))
-        new = x + coef[..., None, None] * phi  # [K, V, M, w]
+            x_in = torch.where(inc, x_in.detach(), x_in)
+        if len(groups) == 1:
+            z = self.families.forward(groups[0][0], x_in, params)
+        else:
+            counts = [n for _, n in groups]
+            xs, ps = x_in.split(counts), params.split(counts)
+            z = torch.cat([self.families.forward(b, xb, pb) for (b, _), xb, pb in zip(groups, xs, ps)])
+        styles = pc["styles"]
+        if styles == {int(layout.Algorithm.ADD)}:
+            phi = z
+        else:  # only the styles present are computed
+            mul = x_in * torch.tanh(z) if int(layout.Algorithm.MULTIPLY) in styles else z
+            gate = self.families.gate(x_in, params) * z if int(layout.Algorithm.GATE) in styles else z
+            phi = torch.where(alg == layout.Algorithm.ADD, z, torch.where(alg == layout.Algorithm.MULTIPLY, mul, gate))
+        new = torch.addcmul(x, coef[..., None, None], phi.view(k, vin, m, w))  # [K, V, M, w]
         if inc is not None:
-            new = new + inc * (phi - phi.detach())
+            new = new + inc[..., None] * (phi - phi.detach()).view(k, vin, m, w)
         out = h5.expand(e, v, m, r, w).clone()
         out[ei, :, :, ri] = new
         return out.view(e, v, m, h)
@@ -234,12 +256,14 @@ class HostNets:
         seed_mask = trainable[..., None]
         any_seed = bool((inc | (st.alpha > 0)).any())
         loss_sum = acc_sum = 0.0
+        plan = self.plan({"coef": st.alpha[:, None], "inc": inc, "blueprint": st.blueprint,
+                          "algorithm": st.algorithm}) if any_seed else None
         for k in range(x.shape[0]):
             p = self.host_params(st.host, leaves=True)
             leaves = self.leaf_list(p)
             cols = self.seed_columns(st.seeds, leaves=True) if any_seed else []
             seeds = {"columns": cols, "coef": st.alpha[:, None], "inc": inc, "blueprint": st.blueprint,
-                     "algorithm": st.algorithm} if any_seed else None
+                     "algorithm": st.algorithm, "plan": plan} if any_seed else None
             logits = self.forward(p, x[k][:, None], seeds)  # [E, 2, B, 10]
             loss, acc = self.losses(logits, y[k][:, None])
             grads = torch.autograd.grad(loss.sum(), leaves + cols, allow_unused=True)

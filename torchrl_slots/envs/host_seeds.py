@@ -6,9 +6,10 @@ families (convolutions, attention) have a sequence to mix. Every family ends in 
 projection, so a fresh seed outputs exactly 0 and germination cannot damage the host.
 
 A slot's parameters live in one flat vector (``SeedFamilies.total`` numbers) read by the family
-of the seed it holds. Every forward takes ``x`` ``[*L, M, w]`` and parameter
-segments ``[*L', P_b]`` whose leading dims broadcast against ``L`` (env, variant, row), so that one
-call runs a family for every env, measurement variant and lane of a host column at once.
+of the seed it holds. Every forward takes ``x`` ``[K, R, w]`` and parameters ``[K, total]``: ``K``
+lanes that hold the same family (gathered over envs and rows of one host column), each with ``R``
+rows (the samples of every measurement variant: all families are row-wise). One call runs a family
+for every env, variant and lane of a column as 3-D batched products.
 
 =================  ===========================================================================
 family             module (``w`` lane width, ``d = 4`` channels per token, ``T = w // 4`` tokens)
@@ -64,70 +65,70 @@ def _specs(w: int) -> dict[str, _Spec]:
 
 
 def _lin(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-    """``x [*L, M, i] @ w [*L', i, j] (+ b [*L', j])`` with broadcast leading dims."""
-    y = torch.matmul(x, w)
-    return y if b is None else y + b.unsqueeze(-2)
+    """``x [K, R, i] @ w [K, i, j] (+ b [K, j])``: one ``bmm`` (``baddbmm`` with the bias).
 
-
-def _tokens(x: torch.Tensor) -> torch.Tensor:
-    """``[*L, M, w] -> [*L, M * T, d]`` (tokens as rows)."""
-    return x.reshape(*x.shape[:-2], -1, CHANNELS)
-
-
-def _untokens(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return y.reshape(like.shape)
+    Written as 3-D batched products rather than broadcasting ``matmul``: a broadcast matmul adds
+    expand/reshape nodes to the autograd graph, and on these tiny matrices the per-node overhead,
+    not the arithmetic, is the cost of an env step."""
+    return torch.bmm(x, w) if b is None else torch.baddbmm(b.unsqueeze(1), x, w)
 
 
 def _window(tok: torch.Tensor, t: int) -> torch.Tensor:
-    """Kernel-3 neighbourhoods over tokens (zero padding): ``[*L, T, c] -> [*L, T, 3 c]``."""
+    """Kernel-3 neighbourhoods over tokens (zero padding): ``[K, R, T, c] -> [K, R, T, 3 c]``."""
     pad = F.pad(tok, (0, 0, 1, 1))
-    return torch.cat([pad[..., 0:t, :], pad[..., 1:t + 1, :], pad[..., 2:t + 2, :]], dim=-1)
+    return torch.cat([pad[:, :, 0:t], pad[:, :, 1:t + 1], pad[:, :, 2:t + 2]], dim=-1)
 
 
 def _shifts(x: torch.Tensor, t: int) -> torch.Tensor:
-    """Kernel-3 neighbourhoods of lane tokens: ``[*L, M, w] -> [*L, M * T, 3 d]``."""
-    win = _window(x.reshape(*x.shape[:-1], t, CHANNELS), t)  # [*L, M, T, 3d]
-    return win.reshape(*x.shape[:-2], -1, 3 * CHANNELS)
+    """Kernel-3 neighbourhoods of lane tokens: ``[K, R, w] -> [K, R * T, 3 d]``."""
+    k, r, _ = x.shape
+    return _window(x.view(k, r, t, CHANNELS), t).view(k, r * t, 3 * CHANNELS)
 
 
-def _attend(x: torch.Tensor, qkv: tuple[torch.Tensor, torch.Tensor, torch.Tensor], heads: int, t: int) -> torch.Tensor:
-    """Attention over the ``T`` tokens of each sample: ``q, k, v`` ``[*L, M * T, h * dk]`` -> same shape."""
-    q, k, v = qkv
-    lead, m = x.shape[:-2], x.shape[-2]
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, t: int) -> torch.Tensor:
+    """Attention over the ``T`` tokens of each sample: ``q, k, v`` ``[K, R * T, h * dk]`` -> same shape."""
+    lanes, rt, _ = q.shape
 
-    def split(z: torch.Tensor) -> torch.Tensor:  # [*L, M*T, h*dk] -> [*L, M, h, T, dk]
-        return z.reshape(*lead, m, t, heads, -1).transpose(-2, -3)
+    def split(z: torch.Tensor) -> torch.Tensor:  # [K, R*T, h*dk] -> [K, R, h, T, dk]
+        return z.reshape(lanes, rt // t, t, heads, -1).transpose(2, 3)
 
-    out = F.scaled_dot_product_attention(split(q), split(k), split(v))  # [*L, M, h, T, dv]
-    return out.transpose(-2, -3).reshape(*lead, m * t, -1)
+    qs, ks, vs = split(q), split(k), split(v)
+    # softmax attention written out: on 2-4 tokens it is faster than scaled_dot_product_attention,
+    # whose per-call dispatch dominates at this size (same values, tested against a reference)
+    att = torch.softmax(torch.matmul(qs, ks.transpose(-1, -2)) * (qs.shape[-1] ** -0.5), dim=-1)
+    return torch.matmul(att, vs).transpose(2, 3).reshape(lanes, rt, -1)  # [K, R*T, h*dv]
 
 
 def _forward_fns(w: int) -> dict[str, Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]]:
+    """Family forwards on ``x`` ``[K, R, w]`` (``K`` lanes, ``R`` rows: samples, or variants x
+    samples) with parameters ``[K, *shape]``; every family is row-wise, so rows can be folded."""
     t, d = w // CHANNELS, CHANNELS
 
+    def tokens(x: torch.Tensor) -> torch.Tensor:  # [K, R, w] -> [K, R * T, d]
+        return x.view(x.shape[0], -1, d)
+
     def norm(x, p):
-        return F.layer_norm(x, (w,)) * p["g"].unsqueeze(-2) + p["b"].unsqueeze(-2)
+        return torch.addcmul(p["b"].unsqueeze(1), F.layer_norm(x, (w,)), p["g"].unsqueeze(1))
 
     def lora(x, p):
         return _lin(_lin(x, p["a"]), p["b"])
 
     def squeeze_excite(x, p):
-        tok = x.reshape(*x.shape[:-1], t, d)
-        u = _lin(torch.relu(_lin(tok.mean(-2), p["w1"])), p["w2"], p["b2"])  # [*L, M, d]
-        return (tok * torch.tanh(u).unsqueeze(-2)).reshape(x.shape)
+        tok = x.view(x.shape[0], x.shape[1], t, d)
+        u = _lin(torch.relu(_lin(tok.mean(2), p["w1"])), p["w2"], p["b2"])  # [K, R, d]
+        return (tok * torch.tanh(u).unsqueeze(2)).view(x.shape)
 
     def depthwise(x, p):
-        win = _shifts(x, t).reshape(*x.shape[:-2], -1, 3, d)  # [*L, M*T, 3, d]
-        y = (win * p["k"].unsqueeze(-3)).sum(-2) + p["b"].unsqueeze(-2)
-        return _untokens(y, x)
+        win = _shifts(x, t).view(x.shape[0], -1, 3, d)  # [K, R*T, 3, d]
+        return ((win * p["k"].unsqueeze(1)).sum(-2) + p["b"].unsqueeze(1)).view(x.shape)
 
     def conv_light(x, p):
-        return _untokens(_lin(_shifts(x, t), p["k"], p["b"]), x)
+        return _lin(_shifts(x, t), p["k"], p["b"]).view(x.shape)
 
     def attention_light(x, p):
-        z = _tokens(x)
-        y = _attend(x, (_lin(z, p["q"]), _lin(z, p["k"]), _lin(z, p["v"])), heads=1, t=t)
-        return _untokens(_lin(y, p["o"]), x)
+        z = tokens(x)
+        y = _attend(_lin(z, p["q"]), _lin(z, p["k"]), _lin(z, p["v"]), heads=1, t=t)
+        return _lin(y, p["o"]).view(x.shape)
 
     def bottleneck(x, p):
         return _lin(torch.relu(_lin(x, p["w1"], p["b1"])), p["w2"], p["b2"])
@@ -139,21 +140,21 @@ def _forward_fns(w: int) -> dict[str, Callable[[torch.Tensor, dict[str, torch.Te
         return _lin(_lin(x, p["w1"]) * F.silu(_lin(x, p["wg"])), p["w2"], p["b2"])
 
     def conv_heavy(x, p):
-        hid = torch.relu(_lin(_shifts(x, t), p["k1"], p["b1"]))  # [*L, M*T, 2d]
-        win = _window(hid.reshape(*x.shape[:-1], t, 2 * d), t)  # [*L, M, T, 6d]
-        return _untokens(_lin(win.reshape(*x.shape[:-2], -1, 6 * d), p["k2"], p["b2"]), x)
+        k, r, _ = x.shape
+        hid = torch.relu(_lin(_shifts(x, t), p["k1"], p["b1"]))  # [K, R*T, 2d]
+        win = _window(hid.view(k, r, t, 2 * d), t).view(k, r * t, 6 * d)
+        return _lin(win, p["k2"], p["b2"]).view(x.shape)
 
     def attention(x, p):
-        z = _tokens(x)
-        q, k, v = _lin(z, p["qkv"]).chunk(3, dim=-1)
-        return _untokens(_lin(_attend(x, (q, k, v), heads=2, t=t), p["o"], p["bo"]), x)
+        q, k, v = _lin(tokens(x), p["qkv"]).chunk(3, dim=-1)
+        return _lin(_attend(q, k, v, heads=2, t=t), p["o"], p["bo"]).view(x.shape)
 
     def transformer_block(x, p):
-        z = _tokens(x)
+        z = tokens(x)
         q, k, v = _lin(z, p["qkv"]).chunk(3, dim=-1)
-        a = _lin(_attend(x, (q, k, v), heads=2, t=t), p["o"])
+        a = _lin(_attend(q, k, v, heads=2, t=t), p["o"])
         m = _lin(torch.relu(_lin(z + a, p["w1"], p["b1"])), p["w2"], p["b2"])
-        return _untokens(a + m, x)
+        return (a + m).view(x.shape)
 
     return {f.__name__: f for f in (norm, lora, squeeze_excite, depthwise, conv_light, attention_light,
                                     bottleneck, mlp, gated_mlp, conv_heavy, attention, transformer_block)}
@@ -177,10 +178,10 @@ class SeedFamilies:
         >>> fam = SeedFamilies(8)
         >>> fam.sizes[1:4].tolist()  # norm, lora, squeeze_excite
         [16, 32, 20]
-        >>> x = torch.randn(2, 5, 8)
+        >>> x = torch.randn(2, 5, 8)  # 2 lanes, 5 samples each
         >>> mlp = [b.name for b in layout.BLUEPRINTS].index("mlp")
-        >>> seed = fam.init_std[mlp] * torch.randn(fam.total)  # a fresh mlp seed
-        >>> bool((fam.forward(mlp, x, seed) == 0).all())  # zero-initialised output
+        >>> seeds = fam.init_std[mlp] * torch.randn(2, fam.total)  # two fresh mlp seeds
+        >>> bool((fam.forward(mlp, x, seeds) == 0).all())  # zero-initialised output
         True
     """
 
@@ -207,22 +208,33 @@ class SeedFamilies:
         self.gate_offset = max(sizes)
         self.total = self.gate_offset + lane_width + 1  # the gate starts at sigmoid(0) = 0.5
         self.sizes = torch.tensor(sizes)
+        #: per blueprint, the split of a seed's ``total`` numbers into its parameters and the rest
+        self._splits = [[]] + [[n for _, _, _, n in self._layout[name]] + [self.total - size]
+                               for name, size in zip(self.names, sizes[1:])]
         self.init_std = torch.zeros(len(sizes), self.total)
         for b, std in enumerate(stds):
             self.init_std[b, : std.numel()] = std
 
     def params(self, blueprint: int, flat: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The named parameters of ``blueprint`` as views of ``flat`` ``[*L, total]``."""
-        out = {}
-        for pname, shape, off, n in self._layout[self.names[blueprint - 1]]:
-            out[pname] = flat[..., off:off + n].reshape(*flat.shape[:-1], *shape)
-        return out
+        """The named parameters of ``blueprint`` as ``[K, *shape]`` views of ``flat`` ``[K, total]``
+        (one ``split``, so the backward is one node, not one per parameter)."""
+        entries = self._layout[self.names[blueprint - 1]]
+        parts = flat.split(self._splits[blueprint], dim=1)
+        return {pname: part.view(flat.shape[0], *shape) for (pname, shape, _, _), part in zip(entries, parts)}
 
     def forward(self, blueprint: int, x: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
-        """Family ``blueprint`` (1..12) on lanes ``x`` ``[*L, M, w]`` with parameters ``flat``."""
+        """Family ``blueprint`` (1..12) on ``x`` ``[K, R, w]`` (``K`` lanes of ``R`` rows each) with
+        the lanes' parameters ``flat`` ``[K, total]``; returns ``[K, R, w]``."""
+        if x.dim() != 3 or flat.dim() != 2 or x.shape[0] != flat.shape[0]:
+            raise ValueError(f"expected x [K, R, w] and flat [K, {self.total}] with the same K lanes, got "
+                             f"{tuple(x.shape)} and {tuple(flat.shape)}")
+        if x.shape[-1] != self.lane_width or flat.shape[1] != self.total:
+            raise ValueError(f"expected lane width {self.lane_width} and {self.total} numbers per seed, got "
+                             f"x {tuple(x.shape)} and flat {tuple(flat.shape)}")
         return self._fns[self.names[blueprint - 1]](x, self.params(blueprint, flat))
 
     def gate(self, x: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
-        """GATE style's gate ``sigmoid(x . w_g + b_g)``: ``[*L, M, 1]``."""
-        g = flat[..., self.gate_offset:self.total]
-        return torch.sigmoid(_lin(x, g[..., :-1].unsqueeze(-1), g[..., -1:]))
+        """GATE style's gate ``sigmoid(x . w_g + b_g)`` of ``x`` ``[K, R, w]``: ``[K, R, 1]``."""
+        w = self.lane_width
+        g = flat[:, self.gate_offset:self.total]
+        return torch.sigmoid(torch.baddbmm(g[:, None, w:], x, g[:, :w, None]))
