@@ -120,6 +120,9 @@ def write_plots(result, env: EnvConfig, out: Path, arch: str) -> list[str]:
     return written + ["attention.png"]
 
 
+LEARNED = 0.5  # the bar of benchmarks/compare_training.py: a run "learns" at this normalized score
+
+
 def summary(result, out: Path, files: list[str]) -> str:
     ev, base = result.final_eval, result.baselines
     lines = [f"\n{'policy':>12} {'eval score':>11} {'normalized':>11}   (same {base['random']['episodes']} episodes)"]
@@ -130,6 +133,10 @@ def summary(result, out: Path, files: list[str]) -> str:
     for name in ("wait", "random", "heuristic", top):
         s = base[name]["score"]
         lines.append(f"{name:>12} {s:>11.2f} {(s - base['random']['score']) / gap:>11.2f}")
+    if normalized == normalized:  # not NaN
+        verdict = "learned" if normalized >= LEARNED else "did not learn"
+        lines.append(f"\n{verdict}: normalized {normalized:.2f} (the learning suites count a run as learned "
+                     f"at >= {LEARNED}; see benchmarks/README.md for how often each setting does, over seeds)")
     fps = result.frames / result.wall_time_s if result.wall_time_s > 0 else float("nan")
     lines.append(f"\n{result.frames} frames in {result.wall_time_s:.0f} s ({fps:.0f} frames/s)"
                  + (" (interrupted; rerun with --resume to continue)" if result.interrupted else ""))

@@ -28,6 +28,9 @@ def test_ppo_slots_then_evaluate(tmp_path, arch, capsys):
     printed = capsys.readouterr().out
     for name in ("this run", "wait", "random", "heuristic", "oracle", "200 frames"):
         assert name in printed
+    normalized = float(next(ln for ln in printed.splitlines() if ln.strip().startswith("this run")).split()[-1])
+    verdict = [ln.split(":")[0] for ln in printed.splitlines() if ln.startswith(("learned:", "did not learn:"))]
+    assert verdict == ["learned" if normalized >= 0.5 else "did not learn"]
     assert (out / "learning_curve.png").stat().st_size > 10_000
     assert (out / "attention.png").exists() == (arch == "transformer")
     assert (out / "logs" / "scalars" / "eval" / "score.csv").read_text().count("\n") == 3
