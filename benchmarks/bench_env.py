@@ -84,8 +84,8 @@ def _cpu_model() -> str:
 
 def main_host(args) -> None:
     torch.set_num_threads(args.threads)
-    rows = [bench_host(int(e), int(n), args.steps, policy)
-            for e in args.num_envs.split(",") for n in args.slots.split(",") for policy in ("wait", "random", "heuristic")]
+    rows = [bench_host(int(e), int(n), args.steps, policy) for e in args.num_envs.split(",")
+            for n in args.slots.split(",") for policy in ("wait", "random", "heuristic")]
     machine = {"platform": platform.platform(), "processor": _cpu_model(), "torch": torch.__version__,
                "threads": torch.get_num_threads(), "device": "cpu", "note": args.note}
     print(f"HostTrainingEnv.step, cpu, torch {machine['torch']}, {machine['threads']} thread(s). {args.note}")
