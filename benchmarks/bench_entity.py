@@ -25,6 +25,7 @@ import datetime
 import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -36,18 +37,11 @@ from torchrl.objectives import ClipPPOLoss
 from torchrl_slots.envs.items import FEATURES, FEATURES_KEY, MASK_KEY, ItemsEnv
 from torchrl_slots.modules import EntityEncoderModule, SlotTransformerEncoder, make_entity_actor, make_entity_critic
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from arch_report import cpu_model  # noqa: E402  (a sibling script of this folder)
+
 SETUPS = ("two encoders", "shared", "shared, separate_losses")
 KEYS = {"entity_key": FEATURES_KEY, "mask_key": MASK_KEY}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def build(setup: str) -> tuple[ClipPPOLoss, torch.optim.Optimizer, int]:

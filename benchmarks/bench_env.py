@@ -21,12 +21,16 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 from torchrl_slots.envs import HeuristicPolicy, HostTrainingEnv, SeedLifecycleEnv, WaitPolicy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from arch_report import cpu_model  # noqa: E402  (a sibling script of this folder)
 
 GRIDS = {3: (1, 3), 10: (2, 5), 25: (5, 5), 50: (5, 10)}
 
@@ -71,22 +75,11 @@ def bench_host(num_envs: int, slots: int, steps: int, policy: str) -> dict:
             **_time_steps(env, act, steps, warmup=5)}
 
 
-def _cpu_model() -> str:
-    """The CPU's model name (Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main_host(args) -> None:
     torch.set_num_threads(args.threads)
     rows = [bench_host(int(e), int(n), args.steps, policy) for e in args.num_envs.split(",")
             for n in args.slots.split(",") for policy in ("wait", "random", "heuristic")]
-    machine = {"platform": platform.platform(), "processor": _cpu_model(), "torch": torch.__version__,
+    machine = {"platform": platform.platform(), "processor": cpu_model(), "torch": torch.__version__,
                "threads": torch.get_num_threads(), "device": "cpu", "note": args.note}
     print(f"HostTrainingEnv.step, cpu, torch {machine['torch']}, {machine['threads']} thread(s). {args.note}")
     print(f"{'policy':>9} {'envs':>5} {'grid':>5} {'step ms (median)':>17} {'p10-p90':>15} {'env steps/s':>12}")
@@ -121,7 +114,7 @@ def main() -> None:
         return
     rows = [bench(int(e), int(n), args.steps, args.device)
             for e in args.num_envs.split(",") for n in args.slots.split(",")]
-    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+    machine = {"platform": platform.platform(), "processor": cpu_model(),
                "torch": torch.__version__, "threads": torch.get_num_threads(), "device": args.device}
     print(f"SeedLifecycleEnv.step, random legal actions, {machine['device']}, torch {machine['torch']}, "
           f"{machine['threads']} threads")
