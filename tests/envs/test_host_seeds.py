@@ -112,6 +112,14 @@ def test_gate_and_parameter_layout():
         assert int(fam.sizes[b]) <= fam.gate_offset
 
 
+def test_non_contiguous_input_gives_the_same_output():
+    fam = SeedFamilies(W)
+    flat = torch.randn(3, fam.total)
+    x = torch.randn(5, 3, W).transpose(0, 1)  # [3, 5, W], not contiguous
+    for b in range(1, len(FAMILIES) + 1):
+        torch.testing.assert_close(fam.forward(b, x, flat), fam.forward(b, x.contiguous(), flat))
+
+
 def test_forward_rejects_mismatched_shapes():
     fam = SeedFamilies(W)
     with pytest.raises(ValueError, match="lanes"):

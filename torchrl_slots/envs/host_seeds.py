@@ -82,7 +82,7 @@ def _window(tok: torch.Tensor, t: int) -> torch.Tensor:
 def _shifts(x: torch.Tensor, t: int) -> torch.Tensor:
     """Kernel-3 neighbourhoods of lane tokens: ``[K, R, w] -> [K, R * T, 3 d]``."""
     k, r, _ = x.shape
-    return _window(x.view(k, r, t, CHANNELS), t).view(k, r * t, 3 * CHANNELS)
+    return _window(x.reshape(k, r, t, CHANNELS), t).reshape(k, r * t, 3 * CHANNELS)
 
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, t: int) -> torch.Tensor:
@@ -105,7 +105,7 @@ def _forward_fns(w: int) -> dict[str, Callable[[torch.Tensor, dict[str, torch.Te
     t, d = w // CHANNELS, CHANNELS
 
     def tokens(x: torch.Tensor) -> torch.Tensor:  # [K, R, w] -> [K, R * T, d]
-        return x.view(x.shape[0], -1, d)
+        return x.reshape(x.shape[0], -1, d)
 
     def norm(x, p):
         return torch.addcmul(p["b"].unsqueeze(1), F.layer_norm(x, (w,)), p["g"].unsqueeze(1))
@@ -114,21 +114,21 @@ def _forward_fns(w: int) -> dict[str, Callable[[torch.Tensor, dict[str, torch.Te
         return _lin(_lin(x, p["a"]), p["b"])
 
     def squeeze_excite(x, p):
-        tok = x.view(x.shape[0], x.shape[1], t, d)
+        tok = x.reshape(x.shape[0], x.shape[1], t, d)
         u = _lin(torch.relu(_lin(tok.mean(2), p["w1"])), p["w2"], p["b2"])  # [K, R, d]
-        return (tok * torch.tanh(u).unsqueeze(2)).view(x.shape)
+        return (tok * torch.tanh(u).unsqueeze(2)).reshape(x.shape)
 
     def depthwise(x, p):
-        win = _shifts(x, t).view(x.shape[0], -1, 3, d)  # [K, R*T, 3, d]
-        return ((win * p["k"].unsqueeze(1)).sum(-2) + p["b"].unsqueeze(1)).view(x.shape)
+        win = _shifts(x, t).reshape(x.shape[0], -1, 3, d)  # [K, R*T, 3, d]
+        return ((win * p["k"].unsqueeze(1)).sum(-2) + p["b"].unsqueeze(1)).reshape(x.shape)
 
     def conv_light(x, p):
-        return _lin(_shifts(x, t), p["k"], p["b"]).view(x.shape)
+        return _lin(_shifts(x, t), p["k"], p["b"]).reshape(x.shape)
 
     def attention_light(x, p):
         z = tokens(x)
         y = _attend(_lin(z, p["q"]), _lin(z, p["k"]), _lin(z, p["v"]), heads=1, t=t)
-        return _lin(y, p["o"]).view(x.shape)
+        return _lin(y, p["o"]).reshape(x.shape)
 
     def bottleneck(x, p):
         return _lin(torch.relu(_lin(x, p["w1"], p["b1"])), p["w2"], p["b2"])
@@ -142,19 +142,19 @@ def _forward_fns(w: int) -> dict[str, Callable[[torch.Tensor, dict[str, torch.Te
     def conv_heavy(x, p):
         k, r, _ = x.shape
         hid = torch.relu(_lin(_shifts(x, t), p["k1"], p["b1"]))  # [K, R*T, 2d]
-        win = _window(hid.view(k, r, t, 2 * d), t).view(k, r * t, 6 * d)
-        return _lin(win, p["k2"], p["b2"]).view(x.shape)
+        win = _window(hid.reshape(k, r, t, 2 * d), t).reshape(k, r * t, 6 * d)
+        return _lin(win, p["k2"], p["b2"]).reshape(x.shape)
 
     def attention(x, p):
         q, k, v = _lin(tokens(x), p["qkv"]).chunk(3, dim=-1)
-        return _lin(_attend(q, k, v, heads=2, t=t), p["o"], p["bo"]).view(x.shape)
+        return _lin(_attend(q, k, v, heads=2, t=t), p["o"], p["bo"]).reshape(x.shape)
 
     def transformer_block(x, p):
         z = tokens(x)
         q, k, v = _lin(z, p["qkv"]).chunk(3, dim=-1)
         a = _lin(_attend(q, k, v, heads=2, t=t), p["o"])
         m = _lin(torch.relu(_lin(z + a, p["w1"], p["b1"])), p["w2"], p["b2"])
-        return (a + m).view(x.shape)
+        return (a + m).reshape(x.shape)
 
     return {f.__name__: f for f in (norm, lora, squeeze_excite, depthwise, conv_light, attention_light,
                                     bottleneck, mlp, gated_mlp, conv_heavy, attention, transformer_block)}
@@ -220,7 +220,7 @@ class SeedFamilies:
         (one ``split``, so the backward is one node, not one per parameter)."""
         entries = self._layout[self.names[blueprint - 1]]
         parts = flat.split(self._splits[blueprint], dim=1)
-        return {pname: part.view(flat.shape[0], *shape) for (pname, shape, _, _), part in zip(entries, parts)}
+        return {pname: part.reshape(flat.shape[0], *shape) for (pname, shape, _, _), part in zip(entries, parts)}
 
     def forward(self, blueprint: int, x: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
         """Family ``blueprint`` (1..12) on ``x`` ``[K, R, w]`` (``K`` lanes of ``R`` rows each) with
