@@ -115,8 +115,7 @@ class LifecycleConfig:
     def validate(self, rows: int, cols: int) -> None:
         """Raise ``ValueError`` for a setting that cannot work on a ``rows x cols`` grid."""
         for name, value in (("rows", rows), ("cols", cols)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(name, value, minimum=1, what="a positive int")
             if value > MAX_GRID:
                 raise ValueError(f"{name} must be at most {MAX_GRID} (grid limit), got {value}")
         n = rows * cols

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from torchrl_slots import layout
-from torchrl_slots.envs.config import LifecycleConfig
+from torchrl_slots.envs.config import LifecycleConfig, check_int
 from torchrl_slots.envs.features import FEATURE_BOUND, slot_features
 from torchrl_slots.envs.host_net import HostNets, digits_split
 from torchrl_slots.envs.lifecycle import LifecycleState, SeedLifecycle, lifecycle_fields
@@ -155,8 +155,7 @@ class HostTrainingEnv(LifecycleEnvBase):
 
     def __init__(self, num_envs: int = 8, rows: int = 1, cols: int = 3, *, config: HostConfig | None = None,
                  seed: int | None = None) -> None:
-        if not isinstance(num_envs, int) or num_envs <= 0:
-            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        check_int("num_envs", num_envs, minimum=1, what="a positive int")
         config = HostConfig() if config is None else config
         if not isinstance(config, HostConfig):
             raise TypeError(f"config must be a HostConfig, got {type(config).__name__}")

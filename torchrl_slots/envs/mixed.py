@@ -31,7 +31,7 @@ from tensordict import TensorDict, TensorDictBase
 from torchrl.envs import EnvBase
 
 from torchrl_slots import layout
-from torchrl_slots.envs.config import LifecycleConfig
+from torchrl_slots.envs.config import LifecycleConfig, check_int
 from torchrl_slots.envs.seed_lifecycle import SeedLifecycleEnv
 
 #: Seed offset between the sub-envs' episode noise (keeps their streams apart).
@@ -101,8 +101,7 @@ class MixedGridEnv(EnvBase):
         device: torch.device | str | None = None,
         seed: int | None = None,
     ) -> None:
-        if not isinstance(envs_per_grid, int) or envs_per_grid <= 0:
-            raise ValueError(f"envs_per_grid must be a positive int, got {envs_per_grid!r}")
+        check_int("envs_per_grid", envs_per_grid, minimum=1, what="a positive int")
         self.grids = parse_grids(grids)
         config = LifecycleConfig() if config is None else config
         if seed is None:

@@ -12,7 +12,7 @@ from torchrl.data import Binary, Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
 from torchrl_slots import layout
-from torchrl_slots.envs.config import LifecycleConfig
+from torchrl_slots.envs.config import LifecycleConfig, check_int
 from torchrl_slots.envs.features import FEATURE_BOUND, base_features, slot_features
 from torchrl_slots.envs.simulator import SeedSimulator, SimState
 from torchrl_slots.layout import Op, Stage
@@ -302,8 +302,7 @@ class SeedLifecycleEnv(LifecycleEnvBase):
         device: torch.device | str | None = None,
         seed: int | None = None,
     ) -> None:
-        if not isinstance(num_envs, int) or num_envs <= 0:
-            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        check_int("num_envs", num_envs, minimum=1, what="a positive int")
         config = LifecycleConfig() if config is None else config
         config.validate(rows, cols)
         device = torch.device(device) if device is not None else torch.device("cpu")
