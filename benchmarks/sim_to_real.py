@@ -68,7 +68,6 @@ def run_part(out: Path, kind: str, seed: int, frames: int, episodes: int, base: 
     path = out / "runs" / f"{kind}_s{seed}.json"
     if path.exists():
         return json.loads(path.read_text())
-    torch.manual_seed(seed)
     lifecycle = HostConfig() if kind == "host" else LifecycleConfig()
     env = EnvConfig(num_envs=16, rows=ROWS, cols=COLS, lifecycle=lifecycle, env=kind)
     ppo = PPOConfig(frames_per_batch=800, total_frames=frames)
