@@ -134,21 +134,31 @@ def make_specs(args: argparse.Namespace) -> list[dict]:
 
 def ppo_kwargs(spec: dict) -> dict:
     """PPOConfig arguments of a spec; ``"entropy_coeff.HEAD": c`` items set one head's coefficient
-    (the others keep PPOConfig's default).
+    (the others keep PPOConfig's default for the spec's env), and ``"entropy_coeff_end.HEAD": c``
+    one head's coefficient at the end of the run (the others stay constant).
 
     Examples:
         >>> ppo_kwargs({"frames_per_batch": 800, "frames": 1600, "ppo": {"entropy_coeff.op": 0.2}})["entropy_coeff"]["op"]
         0.2
+        >>> end = ppo_kwargs({"frames_per_batch": 800, "frames": 1600, "ppo": {"entropy_coeff_end.op": 0.05}})
+        >>> end["entropy_coeff_end"]["op"], end["entropy_coeff_end"]["slot"], "entropy_coeff" in end
+        (0.05, 0.05, False)
     """
     kw = {"frames_per_batch": spec["frames_per_batch"], "total_frames": spec["frames"]}
-    per_head = {}
+    per_head: dict[str, dict[str, float]] = {"entropy_coeff": {}, "entropy_coeff_end": {}}
     for key, value in spec.get("ppo", {}).items():
-        if key.startswith("entropy_coeff."):
-            per_head[key.split(".", 1)[1]] = value
+        field, _, head = key.partition(".")
+        if head and field in per_head:
+            per_head[field][head] = value
         else:
             kw[key] = value
-    if per_head:
-        kw["entropy_coeff"] = {**PPOConfig(**kw).entropy_coeffs(), **per_head}
+    # The other heads keep the default of this spec's env (at the start: the schedule's end
+    # moves only the heads it names).
+    auto = bool(spec.get("lifecycle", {}).get("auto_advance", False))
+    if per_head["entropy_coeff"]:
+        kw["entropy_coeff"] = {**PPOConfig(**kw).entropy_coeffs(auto), **per_head["entropy_coeff"]}
+    if per_head["entropy_coeff_end"]:
+        kw["entropy_coeff_end"] = {**PPOConfig(**kw).entropy_coeffs(auto), **per_head["entropy_coeff_end"]}
     return kw
 
 

@@ -51,3 +51,18 @@ def test_tiny_suite_writes_runs_tables_and_plot(tmp_path):
     stamp = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*.json")}
     ct.main(["--suites", "main", "--seeds", "2", *TINY, "--out", str(tmp_path)])
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*.json")} == stamp
+
+
+def test_op_override_of_auto_advance_runs_equals_the_new_default():
+    """The 5x10 runs made with ``--set ppo.entropy_coeff.op=0.05`` before auto_advance got its own
+    default train exactly as the default does now; with manual ADVANCE the override still differs."""
+    from torchrl_slots.training import PPOConfig
+
+    ct = load()
+    base = {"frames_per_batch": 800, "frames": 100_000}
+    auto = {**base, "lifecycle": {"auto_advance": True, "max_epochs": 40}}
+    over = PPOConfig(**ct.ppo_kwargs({**auto, "ppo": {"entropy_coeff.op": 0.05}})).entropy_coeffs(True)
+    assert PPOConfig(**ct.ppo_kwargs(auto)).entropy_coeffs(True) == over == {h: 0.05 for h in over}
+    manual = PPOConfig(**ct.ppo_kwargs({**base, "ppo": {"entropy_coeff.op": 0.2}})).entropy_coeffs(False)
+    assert manual == PPOConfig(**ct.ppo_kwargs(base)).entropy_coeffs(False)
+    assert manual["op"] == 0.2 and PPOConfig(**ct.ppo_kwargs(auto)).entropy_coeffs(False)["op"] == 0.2

@@ -63,6 +63,8 @@ def test_encoder_refuses_zero_layers():
     ("critic_coeff", 0.0, "critic_coeff must be > 0"), ("epochs", 2.0, "epochs"), ("minibatches", 2.0, "minibatches"),
     ("lr", math.inf, "lr"), ("max_grad_norm", -1.0, "max_grad_norm"), ("max_bad_updates", 0, "max_bad_updates"),
     ("gamma", math.nan, "gamma"), ("anneal_lr", 1, "anneal_lr"), ("frames_per_batch", 64.0, "frames_per_batch"),
+    ("target_kl", "x", "target_kl must be a finite number, got 'x'"), ("target_kl", 0.0, "target_kl"),
+    ("entropy_coeff_end", -0.1, "entropy_coeff_end"), ("entropy_coeff_end", {"op": 0.1}, "entropy_coeff_end map"),
 ])
 def test_ppo_config_refuses_bad_field_up_front(field, value, match):
     cfg = PPOConfig(**{"frames_per_batch": 64, "total_frames": 128, "minibatches": 2, field: value})

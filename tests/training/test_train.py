@@ -44,6 +44,63 @@ def test_config_errors_name_the_problem():
     assert PPOConfig(entropy_coeff={h: 0.1 for h in layout.HEADS}).entropy_coeffs()["op"] == 0.1
 
 
+@pytest.mark.parametrize("auto_advance, op", [(False, 0.2), (True, 0.05)])
+def test_default_entropy_coeffs_follow_the_env_and_reach_the_loss(monkeypatch, auto_advance, op):
+    """entropy_coeff=None: op 0.2 with manual ADVANCE, 0.05 under auto_advance; set values win."""
+    import torchrl_slots.training.trainer as trainer
+
+    losses = []
+    real = trainer._Updater
+
+    def spy(*args, **kwargs):
+        up = real(*args, **kwargs)
+        losses.append(up.loss)
+        return up
+
+    monkeypatch.setattr(trainer, "_Updater", spy)
+    env = EnvConfig(num_envs=4, rows=1, cols=3, lifecycle=LifecycleConfig(auto_advance=auto_advance))
+    train("lstm", env, SMALL, PPOConfig(frames_per_batch=100, total_frames=100, minibatches=2, epochs=1),
+          options=RunOptions(eval_episodes=2, eval_interval=1))
+    coeffs = losses[-1]._entropy_coeff_map
+    assert coeffs[("action", "op_entropy")] == op
+    assert {h: coeffs[("action", f"{h}_entropy")] for h in layout.HEADS if h != "op"} == {
+        h: 0.05 for h in layout.HEADS if h != "op"}
+    assert PPOConfig(entropy_coeff=0.3).entropy_coeffs(auto_advance) == {h: 0.3 for h in layout.HEADS}
+    assert PPOConfig().entropy_coeffs(auto_advance)["op"] == op
+    # Checkpoints record the resolved map, so one saved with the explicit old default still resumes.
+    from torchrl_slots.training.config import DEFAULT_ENTROPY_COEFFS
+
+    runs = [trainer._run_dict("lstm", env, SMALL, p, RunOptions())["ppo"]["entropy_coeff"]
+            for p in (PPOConfig(), PPOConfig(entropy_coeff=dict(DEFAULT_ENTROPY_COEFFS)))]
+    assert (runs[0] == runs[1]) is not auto_advance and runs[0]["op"] == op
+
+
+def test_entropy_schedule_moves_linearly_and_reaches_the_loss(monkeypatch):
+    """entropy_coeff_end: the coefficients each batch's update uses move linearly to the end value."""
+    import torchrl_slots.training.trainer as trainer
+
+    seen = []
+    real = trainer._Updater.__call__
+
+    def spy(self, batch):
+        seen.append(dict(self.loss._entropy_coeff_map))
+        return real(self, batch)
+
+    monkeypatch.setattr(trainer._Updater, "__call__", spy)
+    end = {h: (0.05 if h == "op" else 0.01) for h in layout.HEADS}
+    ppo = PPOConfig(frames_per_batch=100, total_frames=400, minibatches=2, epochs=1, entropy_coeff_end=end)
+    res = run(ppo=ppo, options=RunOptions(eval_episodes=2, eval_interval=4))
+    op = [c[("action", "op_entropy")] for c in seen]
+    assert op == pytest.approx([0.2, 0.1625, 0.125, 0.0875])  # frames 0, 100, 200, 300 of 400
+    assert [c[("action", "slot_entropy")] for c in seen] == pytest.approx([0.05, 0.04, 0.03, 0.02])
+    assert [r["optim/op_entropy_coeff"] for r in res.history if "optim/op_entropy_coeff" in r] == pytest.approx(op)
+    assert ppo.entropy_coeffs_at(400) == end and ppo.entropy_coeffs_at(10_000) == end
+    with pytest.raises(ValueError, match=r"entropy_coeff_end map must give a value for every head"):
+        PPOConfig(entropy_coeff_end={"op": 0.05}).validate(num_envs=16)
+    with pytest.raises(ValueError, match=r"entropy_coeff_end"):
+        PPOConfig(entropy_coeff_end=-0.1).validate(num_envs=16)
+
+
 @pytest.mark.parametrize("arch", ["transformer", "lstm"])
 def test_tiny_run_learns_something_and_writes_logs_and_checkpoints(tmp_path, arch):
     torch.manual_seed(0)

@@ -94,8 +94,31 @@ class EnvConfig:
         return _from_dict(cls, data)
 
 
-#: PPOConfig's default per-head entropy coefficients.
+#: PPOConfig's default per-head entropy coefficients with manual ADVANCE.
 DEFAULT_ENTROPY_COEFFS: dict[str, float] = {h: (0.2 if h == "op" else 0.05) for h in layout.HEADS}
+
+#: PPOConfig's default per-head entropy coefficients under ``LifecycleConfig.auto_advance``: the
+#: larger op bonus is there to keep PPO off manual ADVANCE's wait-only plateau, and with
+#: auto-advance it held the 5x10 transformer back (0.49 against 0.65 at 0.05 on the same 4 seeds;
+#: ``benchmarks/README.md``, ablation).
+AUTO_ADVANCE_ENTROPY_COEFFS: dict[str, float] = {h: 0.05 for h in layout.HEADS}
+
+
+def _coeff_map(name: str, value: float | Mapping[str, float]) -> dict[str, float]:
+    """One float per head of ``layout.HEADS`` from a float or a map; a map that misses a head (or
+    names an unknown one) raises, and so does a negative or non-finite value."""
+    if not isinstance(value, Mapping):
+        check_real(f"PPOConfig.{name}", value, minimum=0.0)
+        return {h: float(value) for h in layout.HEADS}
+    missing = [h for h in layout.HEADS if h not in value]
+    unknown = sorted(set(value) - set(layout.HEADS))
+    if missing or unknown:
+        raise ValueError(
+            f"{name} map must give a value for every head {list(layout.HEADS)}; missing {missing}, unknown {unknown}"
+        )
+    for h in layout.HEADS:
+        check_real(f"PPOConfig.{name}[{h!r}]", value[h], minimum=0.0)
+    return {h: float(value[h]) for h in layout.HEADS}
 
 
 @dataclass
@@ -110,10 +133,13 @@ class PPOConfig:
             shaping term changes the optimal policy: :func:`~torchrl_slots.training.train` checks.
         gae_lambda: GAE lambda (0.98).
         normalize_advantage: normalise advantages per minibatch (True).
-        entropy_coeff: a map with a coefficient for EVERY head, default ``op`` 0.2 and 0.05 for the
-            others (:data:`DEFAULT_ENTROPY_COEFFS`; a larger op bonus keeps PPO off the wait-only
-            plateau: on seeds where 0.05 ended wait-only, 0.2 escaped), or one float for every head
-            of :data:`torchrl_slots.layout.HEADS`.
+        entropy_coeff: a map with a coefficient for EVERY head, or one float for every head of
+            :data:`torchrl_slots.layout.HEADS`, or ``None`` (the default) for a default that
+            depends on the env: with manual ADVANCE ``op`` 0.2 and 0.05 for the others
+            (:data:`DEFAULT_ENTROPY_COEFFS`; a larger op bonus keeps PPO off the wait-only
+            plateau: on seeds where 0.05 ended wait-only, 0.2 escaped), and 0.05 for every head
+            under ``auto_advance`` (:data:`AUTO_ADVANCE_ENTROPY_COEFFS`), where there is no
+            ADVANCE to learn and the larger bonus cost the 5x10 transformer a quarter of its score.
         critic_coeff: value-loss weight (0.5).
         max_grad_norm: gradient clipping norm (0.5).
         epochs: passes over each collected batch (4).
@@ -129,6 +155,11 @@ class PPOConfig:
         slot_floor: the same for each row of the slot head.
         floor_decay_to: the floors decay linearly from their value at frame 0 to
             ``floor_decay_to`` times that value at ``total_frames`` (1.0 = constant).
+        entropy_coeff_end: the entropy coefficients at ``total_frames``: they move linearly from
+            ``entropy_coeff`` at frame 0 to this (a float for every head or a map for every head);
+            ``None`` (the default) keeps them constant. For example ``{"op": 0.05, ...}`` with the
+            manual-ADVANCE default starts with the large op bonus that gets PPO off the wait-only
+            plateau and ends with the small one.
         target_kl: stop a batch's epochs early once the mean ``kl_approx`` of the minibatches of
             an epoch exceeds ``1.5 * target_kl``; ``None`` = off.
 
@@ -145,7 +176,7 @@ class PPOConfig:
     gamma: float = 0.995
     gae_lambda: float = 0.98
     normalize_advantage: bool = True
-    entropy_coeff: float | dict[str, float] = field(default_factory=lambda: dict(DEFAULT_ENTROPY_COEFFS))
+    entropy_coeff: float | dict[str, float] | None = None
     critic_coeff: float = 0.5
     max_grad_norm: float = 0.5
     epochs: int = 4
@@ -157,6 +188,7 @@ class PPOConfig:
     slot_floor: float = 0.0
     floor_decay_to: float = 1.0
     target_kl: float | None = None
+    entropy_coeff_end: float | dict[str, float] | None = None
 
     def validate(self, num_envs: int) -> None:
         """Raise ``ValueError`` naming the field for settings that cannot work with ``num_envs``."""
@@ -203,9 +235,13 @@ class PPOConfig:
                 raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
         if not (isinstance(self.floor_decay_to, (int, float)) and 0.0 <= self.floor_decay_to <= 1.0):
             raise ValueError(f"floor_decay_to must be in [0, 1], got {self.floor_decay_to!r}")
-        if self.target_kl is not None and not self.target_kl > 0:
-            raise ValueError(f"target_kl must be positive or None, got {self.target_kl!r}")
+        if self.target_kl is not None:
+            check_real("PPOConfig.target_kl", self.target_kl)
+            if not self.target_kl > 0:
+                raise ValueError(f"target_kl must be positive or None, got {self.target_kl!r}")
         self.entropy_coeffs()
+        if self.entropy_coeff_end is not None:
+            _coeff_map("entropy_coeff_end", self.entropy_coeff_end)
 
     def floors_at(self, frames: int) -> tuple[float, float]:
         """``(op, slot)`` floors after ``frames`` env steps (the linear schedule).
@@ -218,22 +254,37 @@ class PPOConfig:
         scale = 1.0 - (1.0 - self.floor_decay_to) * frac
         return (round(self.op_floor * scale, 12), round(self.slot_floor * scale, 12))
 
-    def entropy_coeffs(self) -> dict[str, float]:
-        """One coefficient per head. A map that misses a head (or names an unknown one) raises."""
-        if not isinstance(self.entropy_coeff, Mapping):
-            check_real("PPOConfig.entropy_coeff", self.entropy_coeff, minimum=0.0)
-            return {h: float(self.entropy_coeff) for h in layout.HEADS}
-        missing = [h for h in layout.HEADS if h not in self.entropy_coeff]
-        unknown = sorted(set(self.entropy_coeff) - set(layout.HEADS))
-        if missing or unknown:
-            raise ValueError(
-                f"entropy_coeff map must give a value for every head {list(layout.HEADS)}; "
-                f"missing {missing}, unknown {unknown}"
-            )
-        coeffs = {h: self.entropy_coeff[h] for h in layout.HEADS}
-        for h, c in coeffs.items():
-            check_real(f"PPOConfig.entropy_coeff[{h!r}]", c, minimum=0.0)
-        return {h: float(c) for h, c in coeffs.items()}
+    def entropy_coeffs(self, auto_advance: bool = False) -> dict[str, float]:
+        """One coefficient per head. A map that misses a head (or names an unknown one) raises.
+
+        ``auto_advance`` (the env's ``LifecycleConfig.auto_advance``) picks the default when
+        ``entropy_coeff`` is ``None``; a value that was set is used as it is.
+
+        Examples:
+            >>> PPOConfig().entropy_coeffs()["op"], PPOConfig().entropy_coeffs(auto_advance=True)["op"]
+            (0.2, 0.05)
+            >>> PPOConfig(entropy_coeff=0.1).entropy_coeffs(auto_advance=True)["op"]
+            0.1
+        """
+        if self.entropy_coeff is None:
+            return dict(AUTO_ADVANCE_ENTROPY_COEFFS if auto_advance else DEFAULT_ENTROPY_COEFFS)
+        return _coeff_map("entropy_coeff", self.entropy_coeff)
+
+    def entropy_coeffs_at(self, frames: int, auto_advance: bool = False) -> dict[str, float]:
+        """The coefficients after ``frames`` env steps: :meth:`entropy_coeffs` moved linearly
+        toward ``entropy_coeff_end`` (reached at ``total_frames``; constant when it is ``None``).
+
+        Examples:
+            >>> cfg = PPOConfig(entropy_coeff_end=0.05, total_frames=1000)
+            >>> cfg.entropy_coeffs_at(0)["op"], cfg.entropy_coeffs_at(500)["op"], cfg.entropy_coeffs_at(1000)["op"]
+            (0.2, 0.125, 0.05)
+        """
+        start = self.entropy_coeffs(auto_advance)
+        if self.entropy_coeff_end is None:
+            return start
+        end = _coeff_map("entropy_coeff_end", self.entropy_coeff_end)
+        frac = min(max(frames / self.total_frames, 0.0), 1.0)
+        return {h: round(start[h] + (end[h] - start[h]) * frac, 12) for h in layout.HEADS}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -134,7 +134,9 @@ def _check_output_dir(output_dir: Path | None, resume: bool) -> None:
 
 
 def _run_dict(arch: str, env: EnvConfig, pcfg: PolicyConfig, ppo: PPOConfig, opts: RunOptions) -> dict[str, Any]:
-    return {"arch": arch, "env": env.to_dict(), "policy": asdict(pcfg), "ppo": ppo.to_dict(), **asdict(opts)}
+    # The entropy coefficients as resolved for this env (entropy_coeff=None depends on auto_advance).
+    ppo_dict = {**ppo.to_dict(), "entropy_coeff": ppo.entropy_coeffs(env.lifecycle.auto_advance)}
+    return {"arch": arch, "env": env.to_dict(), "policy": asdict(pcfg), "ppo": ppo_dict, **asdict(opts)}
 
 
 def _eval_row(policy: SlotPolicy, env: EnvConfig, opts: RunOptions, eval_seed: int,
@@ -206,7 +208,7 @@ def train(
         probe = make_env(env_cfg.env, 1, env_cfg.rows, env_cfg.cols, config=env_cfg.lifecycle, seed=0,
                          device=opts.device)
     policy = create_policy(arch, probe, pcfg)
-    updater = _Updater(policy, ppo, env_cfg.num_envs)
+    updater = _Updater(policy, ppo, env_cfg.num_envs, auto_advance=env_cfg.lifecycle.auto_advance)
     eval_seed = opts.seed + EVAL_SEED_OFFSET if opts.eval_seed is None else opts.eval_seed
     state = _State(frames=0, batches=0, history=[])
     if saved is not None:
@@ -326,6 +328,7 @@ def _loop(ctx: _RunContext) -> TrainResult:
             collect_s = time.perf_counter() - t_collect
             batch = batch.reshape(-1, batch.shape[-1])  # multi-worker batches: [W, E, T] -> [W*E, T]
             lr = updater.set_lr(state.frames)
+            op_entropy = updater.set_entropy_coeffs(state.frames)["op"]
             floors = policy.heads_net.floors.tolist()  # what this batch was collected with
             t_update = time.perf_counter()
             row = {**batch_metrics(batch, random_score=rnd, oracle_score=orc), **updater(batch)}
@@ -335,8 +338,8 @@ def _loop(ctx: _RunContext) -> TrainResult:
             policy.heads_net.set_floors(*ppo.floors_at(state.frames))  # for the next batch and its update
             if opts.collector != "sync":
                 collector.update_policy_weights_()
-            row.update({"frames": float(state.frames), "optim/lr": lr, "optim/op_floor": floors[0],
-                        "optim/slot_floor": floors[1], "time/collect_s": collect_s,
+            row.update({"frames": float(state.frames), "optim/lr": lr, "optim/op_entropy_coeff": op_entropy,
+                        "optim/op_floor": floors[0], "optim/slot_floor": floors[1], "time/collect_s": collect_s,
                         "time/update_s": update_s, "time/env_steps_per_s": batch.numel() / max(collect_s, 1e-9)})
             final = state.frames >= ppo.total_frames
             if state.batches % opts.eval_interval == 0 or final:

@@ -28,10 +28,11 @@ class TrainingDivergedError(RuntimeError):
 class _Updater:
     """Epochs x minibatches of ClipPPOLoss + Adam on one batch, skipping non-finite updates."""
 
-    def __init__(self, policy: SlotPolicy, ppo: PPOConfig, num_envs: int) -> None:
-        coeffs = {("action", f"{h}_entropy"): c for h, c in ppo.entropy_coeffs().items()}
+    def __init__(self, policy: SlotPolicy, ppo: PPOConfig, num_envs: int, auto_advance: bool = False) -> None:
+        self.auto_advance = auto_advance
         self.loss = ClipPPOLoss(policy.actor, policy.critic, clip_epsilon=ppo.clip_epsilon,
-                                entropy_coeff=coeffs, critic_coeff=ppo.critic_coeff,
+                                entropy_coeff=self._keyed(ppo.entropy_coeffs(auto_advance)),
+                                critic_coeff=ppo.critic_coeff,
                                 normalize_advantage=ppo.normalize_advantage)
         self.gae = GAE(gamma=ppo.gamma, lmbda=ppo.gae_lambda, value_network=policy.value_network,
                        average_gae=False, deactivate_vmap=True)
@@ -41,6 +42,18 @@ class _Updater:
         self.buffer = ReplayBuffer(storage=LazyTensorStorage(num_envs), sampler=SamplerWithoutReplacement(),
                                    batch_size=num_envs // ppo.minibatches)
         self.ppo, self.bad_in_a_row = ppo, 0
+
+    @staticmethod
+    def _keyed(coeffs: dict[str, float]) -> dict[tuple[str, str], float]:
+        return {("action", f"{h}_entropy"): c for h, c in coeffs.items()}
+
+    def set_entropy_coeffs(self, frames: int) -> dict[str, float]:
+        """Apply ``PPOConfig.entropy_coeffs_at(frames)`` to the loss; returns them per head."""
+        coeffs = self.ppo.entropy_coeffs_at(frames, self.auto_advance)
+        # ClipPPOLoss reads its per-head map at every call and has no public setter or schedule
+        # for it (torchrl 0.14.1), so the map is replaced here.
+        self.loss._entropy_coeff_map = self._keyed(coeffs)
+        return coeffs
 
     def set_lr(self, frames: int) -> float:
         lr = self.ppo.lr * (max(0.0, 1.0 - frames / self.ppo.total_frames) if self.ppo.anneal_lr else 1.0)
