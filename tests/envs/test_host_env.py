@@ -244,3 +244,25 @@ def test_train_runs_on_the_host_env_and_evaluate_reads_it(tmp_path, capsys):
     assert "(host env)" in capsys.readouterr().out and out["wait"] == 0.0 and "plan" in out
     out = evaluate.main(["--checkpoint", str(ckpt), "--episodes", "2", "--env", "surrogate"])
     assert "(surrogate env)" in capsys.readouterr().out and "oracle" in out
+
+
+def test_adam_clamp_before_sqrt_is_bit_identical_to_the_plain_formula():
+    """host_net.adam takes sqrt of max(v_hat, FLT_MIN) (sqrt of zeros is slow on CPU): the steps
+    equal those of the textbook formula bit for bit, for zero, denormal and normal second moments."""
+    from torchrl_slots.envs.host_net import ADAM_BETAS, ADAM_EPS, adam
+
+    g = torch.Generator().manual_seed(0)
+    p = torch.randn(3, 64, generator=g)
+    grad = torch.randn(3, 64, generator=g) * torch.tensor([0.0, 1e-21, 1.0])[:, None]  # v: 0, denormal, normal
+    m, v, t = torch.zeros(3, 64), torch.zeros(3, 64), torch.zeros(3, 1, dtype=torch.long)
+    ref_p, ref_m, ref_v, ref_t = p.clone(), m.clone(), v.clone(), t.clone()
+    b1, b2 = ADAM_BETAS
+    for _ in range(3):
+        adam(p, grad, m, v, t, lr=1e-3)
+        ref_t += 1  # the same in-place steps as adam, without the clamp
+        ref_m.mul_(b1).add_(grad, alpha=1 - b1)
+        ref_v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        tf = ref_t.float()
+        ref_p.sub_((ref_m * (1e-3 / (1 - b1**tf))).div_((ref_v / (1 - b2**tf)).sqrt_().add_(ADAM_EPS)))
+    assert bool(((v[1] > 0) & (v[1] < torch.finfo(torch.float32).tiny)).any())  # the denormal case is exercised
+    assert torch.equal(p, ref_p) and torch.equal(v, ref_v)
