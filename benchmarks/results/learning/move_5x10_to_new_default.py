@@ -4,7 +4,7 @@ for every head under auto_advance). The runs trained before that with the defaul
 ppo.entropy_coeff.op=0.05 (identical PPOConfig, tested in tests/benchmarks/test_compare_training.py)
 are copied into the learning folder under the default's name. Each moved file records where it came from
 (its "provenance" field). Ran once, on 2026-12-02; it refuses to run again (the sources are gone)."""
-import json, shutil
+import json
 from pathlib import Path
 
 root = Path(__file__).resolve().parents[1]  # benchmarks/results
