@@ -266,3 +266,21 @@ def test_adam_clamp_before_sqrt_is_bit_identical_to_the_plain_formula():
         ref_p.sub_((ref_m * (1e-3 / (1 - b1**tf))).div_((ref_v / (1 - b2**tf)).sqrt_().add_(ADAM_EPS)))
     assert bool(((v[1] > 0) & (v[1] < torch.finfo(torch.float32).tiny)).any())  # the denormal case is exercised
     assert torch.equal(p, ref_p) and torch.equal(v, ref_v)
+
+
+def test_host_loss_matches_cross_entropy_in_value_and_gradient():
+    """HostNets.loss (logsumexp - logit[y], written out for speed) is F.cross_entropy's mean, also for
+    large logits (the shift), and so is its gradient."""
+    import torch.nn.functional as F
+
+    from torchrl_slots.envs.host_net import HostNets
+
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(3, 2, 50, 10, generator=g) * torch.tensor([1.0, 30.0])[:, None, None]).requires_grad_()
+    y = torch.randint(10, (3, 1, 50), generator=g)
+    ours = HostNets.loss(logits, y)
+    ref = F.cross_entropy(logits.flatten(0, -2), y.expand(3, 2, 50).flatten(), reduction="none").view(3, 2, 50).mean(-1)
+    assert ours.shape == (3, 2) and torch.allclose(ours, ref, rtol=1e-6, atol=1e-6)
+    g_ours, = torch.autograd.grad(ours.sum(), logits)
+    g_ref, = torch.autograd.grad(ref.sum(), logits)
+    assert torch.allclose(g_ours, g_ref, rtol=1e-5, atol=1e-7)

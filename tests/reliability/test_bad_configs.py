@@ -65,6 +65,8 @@ def test_encoder_refuses_zero_layers():
     ("gamma", math.nan, "gamma"), ("anneal_lr", 1, "anneal_lr"), ("frames_per_batch", 64.0, "frames_per_batch"),
     ("target_kl", "x", "target_kl must be a finite number, got 'x'"), ("target_kl", 0.0, "target_kl"),
     ("entropy_coeff_end", -0.1, "entropy_coeff_end"), ("entropy_coeff_end", {"op": 0.1}, "entropy_coeff_end map"),
+    ("entropy_decay_start", 1.0, r"entropy_decay_start must be in \[0, 1\), got 1.0"),
+    ("entropy_decay_start", "half", "entropy_decay_start must be a finite number"),
 ])
 def test_ppo_config_refuses_bad_field_up_front(field, value, match):
     cfg = PPOConfig(**{"frames_per_batch": 64, "total_frames": 128, "minibatches": 2, field: value})

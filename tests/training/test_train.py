@@ -95,6 +95,9 @@ def test_entropy_schedule_moves_linearly_and_reaches_the_loss(monkeypatch):
     assert [c[("action", "slot_entropy")] for c in seen] == pytest.approx([0.05, 0.04, 0.03, 0.02])
     assert [r["optim/op_entropy_coeff"] for r in res.history if "optim/op_entropy_coeff" in r] == pytest.approx(op)
     assert ppo.entropy_coeffs_at(400) == end and ppo.entropy_coeffs_at(10_000) == end
+    late = PPOConfig(total_frames=400, entropy_coeff_end=end, entropy_decay_start=0.5)
+    assert [late.entropy_coeffs_at(f)["op"] for f in (0, 200, 300, 400)] == pytest.approx([0.2, 0.2, 0.125, 0.05])
+    assert late.entropy_coeffs_at(199) == PPOConfig().entropy_coeffs()  # exactly the constant run before
     with pytest.raises(ValueError, match=r"entropy_coeff_end map must give a value for every head"):
         PPOConfig(entropy_coeff_end={"op": 0.05}).validate(num_envs=16)
     with pytest.raises(ValueError, match=r"entropy_coeff_end"):

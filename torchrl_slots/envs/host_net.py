@@ -250,9 +250,17 @@ class HostNets:
 
     @staticmethod
     def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy over the last-but-one dim: ``[E, K, M, 10] -> [E, K]``."""
-        ce = F.cross_entropy(logits.flatten(0, -2), y.expand(logits.shape[:-1]).flatten(), reduction="none")
-        return ce.view(logits.shape[:-1]).mean(-1)
+        """Mean cross-entropy over the last-but-one dim: ``[E, K, M, 10] -> [E, K]``.
+
+        Written as ``logsumexp - logit[y]`` with the max shift detached (its gradient is exactly
+        zero) instead of ``F.cross_entropy``: on CPU, with 10 classes, ``log_softmax`` costs
+        ~280 ns a row and was ~15 % of a wait-only env step; this form is ~3.5x cheaper forward
+        and backward, and equal to it within float rounding (tested).
+        """
+        shift = logits.detach().amax(-1, keepdim=True)
+        lse = (logits - shift).exp().sum(-1).log() + shift.squeeze(-1)
+        picked = logits.gather(-1, y.expand(logits.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+        return (lse - picked).mean(-1)
 
     @staticmethod
     def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

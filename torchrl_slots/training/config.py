@@ -160,6 +160,10 @@ class PPOConfig:
             ``None`` (the default) keeps them constant. For example ``{"op": 0.05, ...}`` with the
             manual-ADVANCE default starts with the large op bonus that gets PPO off the wait-only
             plateau and ends with the small one.
+        entropy_decay_start: the fraction of ``total_frames`` before which the coefficients stay
+            at ``entropy_coeff`` (0.0: the linear move starts at frame 0). With 0.5 a run is the
+            constant-coefficient run until half-way, so an escape from the wait-only plateau,
+            which happens early, is not put at risk by the smaller late bonus.
         target_kl: stop a batch's epochs early once the mean ``kl_approx`` of the minibatches of
             an epoch exceeds ``1.5 * target_kl``; ``None`` = off.
 
@@ -189,6 +193,7 @@ class PPOConfig:
     floor_decay_to: float = 1.0
     target_kl: float | None = None
     entropy_coeff_end: float | dict[str, float] | None = None
+    entropy_decay_start: float = 0.0
 
     def validate(self, num_envs: int) -> None:
         """Raise ``ValueError`` naming the field for settings that cannot work with ``num_envs``."""
@@ -242,6 +247,9 @@ class PPOConfig:
         self.entropy_coeffs()
         if self.entropy_coeff_end is not None:
             _coeff_map("entropy_coeff_end", self.entropy_coeff_end)
+        check_real("PPOConfig.entropy_decay_start", self.entropy_decay_start, minimum=0.0)
+        if not self.entropy_decay_start < 1.0:
+            raise ValueError(f"PPOConfig.entropy_decay_start must be in [0, 1), got {self.entropy_decay_start!r}")
 
     def floors_at(self, frames: int) -> tuple[float, float]:
         """``(op, slot)`` floors after ``frames`` env steps (the linear schedule).
@@ -271,19 +279,24 @@ class PPOConfig:
         return _coeff_map("entropy_coeff", self.entropy_coeff)
 
     def entropy_coeffs_at(self, frames: int, auto_advance: bool = False) -> dict[str, float]:
-        """The coefficients after ``frames`` env steps: :meth:`entropy_coeffs` moved linearly
-        toward ``entropy_coeff_end`` (reached at ``total_frames``; constant when it is ``None``).
+        """The coefficients after ``frames`` env steps: :meth:`entropy_coeffs` until
+        ``entropy_decay_start * total_frames``, then moved linearly toward ``entropy_coeff_end``
+        (reached at ``total_frames``; constant when it is ``None``).
 
         Examples:
             >>> cfg = PPOConfig(entropy_coeff_end=0.05, total_frames=1000)
             >>> cfg.entropy_coeffs_at(0)["op"], cfg.entropy_coeffs_at(500)["op"], cfg.entropy_coeffs_at(1000)["op"]
             (0.2, 0.125, 0.05)
+            >>> late = PPOConfig(entropy_coeff_end=0.05, entropy_decay_start=0.5, total_frames=1000)
+            >>> late.entropy_coeffs_at(500)["op"], late.entropy_coeffs_at(750)["op"]
+            (0.2, 0.125)
         """
         start = self.entropy_coeffs(auto_advance)
         if self.entropy_coeff_end is None:
             return start
         end = _coeff_map("entropy_coeff_end", self.entropy_coeff_end)
-        frac = min(max(frames / self.total_frames, 0.0), 1.0)
+        begin = self.entropy_decay_start
+        frac = min(max((frames / self.total_frames - begin) / (1.0 - begin), 0.0), 1.0)
         return {h: round(start[h] + (end[h] - start[h]) * frac, 12) for h in layout.HEADS}
 
     def to_dict(self) -> dict[str, Any]:
