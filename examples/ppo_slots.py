@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--minibatches", type=int, default=4, help="minibatches per epoch (each holds whole env sequences)")
     a("--lr", type=float, default=3e-4, help="Adam learning rate")
     a("--entropy-coeff", type=float, default=None,
-      help="one entropy coefficient for every head (default: PPOConfig's per-head defaults)")
+      help="one entropy coefficient for every head, constant (default: PPOConfig's per-head defaults and schedule)")
     a("--seed", type=int, default=0, help="seed of the weights and the training episodes")
     a("--task-seed", type=int, default=0, help="hidden world of the env (the same in evaluation)")
     a("--device", default="cpu", help="torch device of the env and the policy")

@@ -66,3 +66,18 @@ def test_op_override_of_auto_advance_runs_equals_the_new_default():
     manual = PPOConfig(**ct.ppo_kwargs({**base, "ppo": {"entropy_coeff.op": 0.2}})).entropy_coeffs(False)
     assert manual == PPOConfig(**ct.ppo_kwargs(base)).entropy_coeffs(False)
     assert manual["op"] == 0.2 and PPOConfig(**ct.ppo_kwargs(auto)).entropy_coeffs(False)["op"] == 0.2
+
+
+def test_runs_named_by_their_schedule_equal_the_defaults_they_stand_for():
+    """Manual ADVANCE: the runs made with ``--set ppo.entropy_coeff_end.op=0.05,ppo.entropy_decay_start=0.5``
+    have the default schedule of now, and ``--set ppo.entropy_coeff.op=0.2`` is the constant default of before."""
+    from torchrl_slots.training import PPOConfig
+
+    ct = load()
+    base = {"frames_per_batch": 800, "frames": 80_000}
+    frames = range(0, 80_001, 800)
+    schedule = lambda spec: [PPOConfig(**ct.ppo_kwargs(spec)).entropy_coeffs_at(f) for f in frames]  # noqa: E731
+    late = {**base, "ppo": {"entropy_coeff_end.op": 0.05, "entropy_decay_start": 0.5}}
+    assert schedule(late) == schedule(base)
+    constant = schedule({**base, "ppo": {"entropy_coeff.op": 0.2}})
+    assert constant == [PPOConfig().entropy_coeffs()] * len(constant) != schedule(base)

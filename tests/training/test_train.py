@@ -88,7 +88,8 @@ def test_entropy_schedule_moves_linearly_and_reaches_the_loss(monkeypatch):
 
     monkeypatch.setattr(trainer._Updater, "__call__", spy)
     end = {h: (0.05 if h == "op" else 0.01) for h in layout.HEADS}
-    ppo = PPOConfig(frames_per_batch=100, total_frames=400, minibatches=2, epochs=1, entropy_coeff_end=end)
+    ppo = PPOConfig(frames_per_batch=100, total_frames=400, minibatches=2, epochs=1, entropy_coeff_end=end,
+                    entropy_decay_start=0.0)
     res = run(ppo=ppo, options=RunOptions(eval_episodes=2, eval_interval=4))
     op = [c[("action", "op_entropy")] for c in seen]
     assert op == pytest.approx([0.2, 0.1625, 0.125, 0.0875])  # frames 0, 100, 200, 300 of 400
@@ -98,6 +99,18 @@ def test_entropy_schedule_moves_linearly_and_reaches_the_loss(monkeypatch):
     late = PPOConfig(total_frames=400, entropy_coeff_end=end, entropy_decay_start=0.5)
     assert [late.entropy_coeffs_at(f)["op"] for f in (0, 200, 300, 400)] == pytest.approx([0.2, 0.2, 0.125, 0.05])
     assert late.entropy_coeffs_at(199) == PPOConfig().entropy_coeffs()  # exactly the constant run before
+
+
+def test_default_entropy_schedule():
+    """The defaults: op 0.2 until half-way, then linearly to 0.05 (manual ADVANCE); 0.05 constant
+    under auto_advance; constant whenever entropy_coeff is set and entropy_coeff_end is not."""
+    cfg = PPOConfig(total_frames=1000)
+    assert [cfg.entropy_coeffs_at(f)["op"] for f in (0, 499, 500, 750, 1000)] == pytest.approx(
+        [0.2, 0.2, 0.2, 0.125, 0.05])
+    assert all(cfg.entropy_coeffs_at(f)[h] == 0.05 for f in (0, 750, 1000) for h in layout.HEADS if h != "op")
+    assert all(cfg.entropy_coeffs_at(f, auto_advance=True) == {h: 0.05 for h in layout.HEADS} for f in (0, 750, 1000))
+    fixed = PPOConfig(total_frames=1000, entropy_coeff={h: (0.2 if h == "op" else 0.05) for h in layout.HEADS})
+    assert fixed.entropy_coeffs_at(1000) == fixed.entropy_coeffs_at(0) == PPOConfig().entropy_coeffs()
     with pytest.raises(ValueError, match=r"entropy_coeff_end map must give a value for every head"):
         PPOConfig(entropy_coeff_end={"op": 0.05}).validate(num_envs=16)
     with pytest.raises(ValueError, match=r"entropy_coeff_end"):

@@ -103,6 +103,10 @@ DEFAULT_ENTROPY_COEFFS: dict[str, float] = {h: (0.2 if h == "op" else 0.05) for 
 #: ``benchmarks/README.md``, ablation).
 AUTO_ADVANCE_ENTROPY_COEFFS: dict[str, float] = {h: 0.05 for h in layout.HEADS}
 
+#: Where the default coefficients end (``PPOConfig.entropy_coeff_end=None`` with the default
+#: ``entropy_coeff``): 0.05 for every head, reached at ``total_frames``.
+DEFAULT_ENTROPY_COEFFS_END: dict[str, float] = {h: 0.05 for h in layout.HEADS}
+
 
 def _coeff_map(name: str, value: float | Mapping[str, float]) -> dict[str, float]:
     """One float per head of ``layout.HEADS`` from a float or a map; a map that misses a head (or
@@ -155,15 +159,20 @@ class PPOConfig:
         slot_floor: the same for each row of the slot head.
         floor_decay_to: the floors decay linearly from their value at frame 0 to
             ``floor_decay_to`` times that value at ``total_frames`` (1.0 = constant).
-        entropy_coeff_end: the entropy coefficients at ``total_frames``: they move linearly from
-            ``entropy_coeff`` at frame 0 to this (a float for every head or a map for every head);
-            ``None`` (the default) keeps them constant. For example ``{"op": 0.05, ...}`` with the
-            manual-ADVANCE default starts with the large op bonus that gets PPO off the wait-only
-            plateau and ends with the small one.
+        entropy_coeff_end: the entropy coefficients at ``total_frames`` (a float for every head or a
+            map for every head): from ``entropy_decay_start`` on they move linearly from
+            ``entropy_coeff`` to this. ``None`` (the default): with the default ``entropy_coeff``,
+            0.05 for every head (:data:`DEFAULT_ENTROPY_COEFFS_END`), so with manual ADVANCE the
+            op bonus goes 0.2 -> 0.05 over the second half of the run (nothing moves under
+            ``auto_advance``, where every head starts at 0.05); with an ``entropy_coeff`` that was
+            set, constant. The large early bonus gets PPO off the wait-only plateau; the small
+            late one lets the policy settle (better on every one of the paired 1x3 and 2x5 runs
+            of ``benchmarks/README.md``'s ablation).
         entropy_decay_start: the fraction of ``total_frames`` before which the coefficients stay
-            at ``entropy_coeff`` (0.0: the linear move starts at frame 0). With 0.5 a run is the
-            constant-coefficient run until half-way, so an escape from the wait-only plateau,
-            which happens early, is not put at risk by the smaller late bonus.
+            at ``entropy_coeff`` (default 0.5; 0.0: the move starts at frame 0). With 0.5 a run
+            is the constant-coefficient run until half-way, so the escape from the wait-only
+            plateau, which happens early, is not put at risk: from frame 0 the smaller bonus
+            left the transformer wait-only on one 2x5 seed that escapes with it constant.
         target_kl: stop a batch's epochs early once the mean ``kl_approx`` of the minibatches of
             an epoch exceeds ``1.5 * target_kl``; ``None`` = off.
 
@@ -193,7 +202,7 @@ class PPOConfig:
     floor_decay_to: float = 1.0
     target_kl: float | None = None
     entropy_coeff_end: float | dict[str, float] | None = None
-    entropy_decay_start: float = 0.0
+    entropy_decay_start: float = 0.5
 
     def validate(self, num_envs: int) -> None:
         """Raise ``ValueError`` naming the field for settings that cannot work with ``num_envs``."""
@@ -284,17 +293,22 @@ class PPOConfig:
         (reached at ``total_frames``; constant when it is ``None``).
 
         Examples:
-            >>> cfg = PPOConfig(entropy_coeff_end=0.05, total_frames=1000)
-            >>> cfg.entropy_coeffs_at(0)["op"], cfg.entropy_coeffs_at(500)["op"], cfg.entropy_coeffs_at(1000)["op"]
-            (0.2, 0.125, 0.05)
-            >>> late = PPOConfig(entropy_coeff_end=0.05, entropy_decay_start=0.5, total_frames=1000)
-            >>> late.entropy_coeffs_at(500)["op"], late.entropy_coeffs_at(750)["op"]
-            (0.2, 0.125)
+            >>> cfg = PPOConfig(total_frames=1000)  # the defaults, manual ADVANCE
+            >>> [cfg.entropy_coeffs_at(f)["op"] for f in (0, 500, 750, 1000)]
+            [0.2, 0.2, 0.125, 0.05]
+            >>> cfg.entropy_coeffs_at(0, auto_advance=True) == cfg.entropy_coeffs_at(1000, auto_advance=True)
+            True
+            >>> early = PPOConfig(entropy_coeff_end=0.05, entropy_decay_start=0.0, total_frames=1000)
+            >>> early.entropy_coeffs_at(500)["op"], PPOConfig(entropy_coeff=0.1).entropy_coeffs_at(10**9)["op"]
+            (0.125, 0.1)
         """
         start = self.entropy_coeffs(auto_advance)
-        if self.entropy_coeff_end is None:
+        if self.entropy_coeff_end is not None:
+            end = _coeff_map("entropy_coeff_end", self.entropy_coeff_end)
+        elif self.entropy_coeff is None:
+            end = dict(DEFAULT_ENTROPY_COEFFS_END)
+        else:
             return start
-        end = _coeff_map("entropy_coeff_end", self.entropy_coeff_end)
         begin = self.entropy_decay_start
         frac = min(max((frames / self.total_frames - begin) / (1.0 - begin), 0.0), 1.0)
         return {h: round(start[h] + (end[h] - start[h]) * frac, 12) for h in layout.HEADS}

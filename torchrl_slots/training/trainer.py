@@ -135,7 +135,9 @@ def _check_output_dir(output_dir: Path | None, resume: bool) -> None:
 
 def _run_dict(arch: str, env: EnvConfig, pcfg: PolicyConfig, ppo: PPOConfig, opts: RunOptions) -> dict[str, Any]:
     # The entropy coefficients as resolved for this env (entropy_coeff=None depends on auto_advance).
-    ppo_dict = {**ppo.to_dict(), "entropy_coeff": ppo.entropy_coeffs(env.lifecycle.auto_advance)}
+    auto = env.lifecycle.auto_advance
+    ppo_dict = {**ppo.to_dict(), "entropy_coeff": ppo.entropy_coeffs(auto),
+                "entropy_coeff_end": ppo.entropy_coeffs_at(ppo.total_frames, auto)}
     return {"arch": arch, "env": env.to_dict(), "policy": asdict(pcfg), "ppo": ppo_dict, **asdict(opts)}
 
 
