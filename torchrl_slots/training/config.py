@@ -166,8 +166,8 @@ class PPOConfig:
             op bonus goes 0.2 -> 0.05 over the second half of the run (nothing moves under
             ``auto_advance``, where every head starts at 0.05); with an ``entropy_coeff`` that was
             set, constant. The large early bonus gets PPO off the wait-only plateau; the small
-            late one lets the policy settle (better on every one of the paired 1x3 and 2x5 runs
-            of ``benchmarks/README.md``'s ablation).
+            late one lets the policy settle (higher means on 1x3 and 2x5 for both architectures,
+            same seeds, in ``benchmarks/README.md``'s ablation).
         entropy_decay_start: the fraction of ``total_frames`` before which the coefficients stay
             at ``entropy_coeff`` (default 0.5; 0.0: the move starts at frame 0). With 0.5 a run
             is the constant-coefficient run until half-way, so the escape from the wait-only
