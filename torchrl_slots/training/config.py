@@ -289,8 +289,10 @@ class PPOConfig:
 
     def entropy_coeffs_at(self, frames: int, auto_advance: bool = False) -> dict[str, float]:
         """The coefficients after ``frames`` env steps: :meth:`entropy_coeffs` until
-        ``entropy_decay_start * total_frames``, then moved linearly toward ``entropy_coeff_end``
-        (reached at ``total_frames``; constant when it is ``None``).
+        ``entropy_decay_start * total_frames``, then moved linearly toward the end map, reached
+        at ``total_frames``: ``entropy_coeff_end``, or when it is ``None``
+        :data:`DEFAULT_ENTROPY_COEFFS_END` with the default ``entropy_coeff`` and no move at all
+        with an ``entropy_coeff`` that was set.
 
         Examples:
             >>> cfg = PPOConfig(total_frames=1000)  # the defaults, manual ADVANCE
