@@ -123,9 +123,11 @@ def main() -> None:
         print(f"{r['num_envs']:>6} {r['slots']:>5} {r['grid']:>5} {r['step_ms_median']:>17.2f} "
               f"{r['step_ms_p10']:>7.2f}-{r['step_ms_p90']:<7.2f} {r['env_steps_per_s']:>12.0f}")
     out = Path(args.json)
+    data = json.loads(out.read_text()) if out.exists() else {}
+    data.update({"machine": machine, "results": rows})
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
-    print(f"wrote {out}")
+    out.write_text(json.dumps(data, indent=2))
+    print(f"wrote {out} (surrogate rows; the host rows are kept)")
 
 
 if __name__ == "__main__":
