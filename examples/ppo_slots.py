@@ -7,7 +7,7 @@ random / heuristic / oracle on the same episodes, checkpoints) -> plots -> a one
     python examples/ppo_slots.py                       # the `make demo` run: 1x3 grid, transformer
     python examples/ppo_slots.py --arch lstm --rows 2 --cols 5 --total-frames 400000
     python examples/ppo_slots.py --output-dir runs/x --resume   # continue an interrupted run
-    python examples/ppo_slots.py --grids 1x3,2x5,3x6,5x10 --total-frames 200000   # one policy, every grid
+    python examples/ppo_slots.py --grids 1x3,2x5,3x6,5x10 --total-frames 400000   # one policy, every grid
 
 Ctrl-C writes a checkpoint first; ``--resume`` continues the same curve.
 """
@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--cols", type=int, default=3, help="slot grid columns")
     a("--grids", default=None, help="train ONE policy on several grids at once, e.g. 1x3,2x5,3x6,5x10 "
       "(--num-envs split evenly; evaluated during training on the largest; transformer only)")
+    a("--positional", choices=["learned", "fourier", "none"], default=None,
+      help="slot positions of the transformer (default: fourier with --grids, so that a position means the "
+      "same on every grid; learned otherwise)")
     a("--enabled-slots", type=int, nargs=2, metavar=("MIN", "MAX"), default=None,
       help="enable a random number of slots in [MIN, MAX] per episode (default: all)")
     a("--no-scaffolding", action="store_true", help="zero the interaction-summary slot features")
@@ -86,7 +89,8 @@ def configs(args: argparse.Namespace) -> tuple[EnvConfig, PolicyConfig, PPOConfi
     opts = RunOptions(seed=args.seed, device=args.device, collector=args.collector, workers=args.workers,
                       compile=args.compile, eval_interval=args.eval_interval, eval_episodes=args.eval_episodes,
                       checkpoint_interval=args.checkpoint_interval)
-    return env, PolicyConfig(), ppo, opts
+    positional = args.positional or ("fourier" if args.grids else "learned")
+    return env, PolicyConfig(positional=positional), ppo, opts
 
 
 class ProgressBar:
