@@ -1,16 +1,13 @@
 """benchmarks/benchmark_architectures.py on tiny settings: every metric present, files written."""
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 
 import torchrl_slots.policy
 
-PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "benchmark_architectures.py"
 TINY = ["--slots", "3", "--batch-size", "2", "--seq-len", "4", "--iterations", "2", "--warmup", "1",
         "--inference-envs", "4", "--inference-iterations", "2", "--no-compile", "--threads", "1"]
 METRICS = ["forward_time_ms", "backward_time_ms", "fwd_bwd_time_ms", "trunk_fwd_bwd_ms", "memory_mb", "parameters",
@@ -18,14 +15,8 @@ METRICS = ["forward_time_ms", "backward_time_ms", "fwd_bwd_time_ms", "trunk_fwd_
 
 
 @pytest.fixture(scope="module")
-def bench():
-    name = "benchmark_architectures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, PATH)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+def bench(benchmark_script):
+    return benchmark_script("benchmark_architectures")
 
 
 @pytest.fixture(autouse=True)

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def s2r():
-    spec = importlib.util.spec_from_file_location("sim_to_real", ROOT / "benchmarks" / "sim_to_real.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def s2r(benchmark_script):
+    return benchmark_script("sim_to_real")
 
 
 def _res(score: float, se: float = 0.1) -> dict:
