@@ -32,7 +32,10 @@ def test_an_old_layout_file_loads_and_gives_the_recorded_outputs(arch):
         for name, expected in entries.items():
             torch.testing.assert_close(acted["params", head, name], expected, msg=f"params {head} {name}")
     for head, expected in rec["action"].items():
-        assert torch.equal(acted["action", head], expected), head
+        if expected.is_floating_point():  # log-probs: the last bits differ between CPUs (Intel vs AMD: 7e-7)
+            torch.testing.assert_close(acted["action", head], expected, msg=head)
+        else:  # the chosen actions themselves: exactly the recorded ones
+            assert torch.equal(acted["action", head], expected), head
 
 
 @pytest.mark.parametrize("arch", ["transformer", "lstm"])
