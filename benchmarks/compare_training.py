@@ -120,6 +120,8 @@ def make_specs(args: argparse.Namespace) -> list[dict]:
                     add("large", arch, "5x10", s, AUTO40)
         elif suite == "mixed":  # one transformer on every grid of MIXED_GRIDS at once
             for s in few:
+                # fourier is PolicyConfig's default now; named here so that the run keeps the name of
+                # the runs made while "learned" was (a learned row/col table means nothing across grids)
                 add("mixed", "transformer", "mixed", s, policy={"positional": "fourier"},
                     zero_shot=MIXED_GRIDS + UNSEEN_GRIDS, grids=MIXED_GRIDS)
         elif suite == "specialists":  # transformers trained on one grid each (1x3 and 2x5: suite main)

@@ -38,8 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--grids", default=None, help="train ONE policy on several grids at once, e.g. 1x3,2x5,3x6,5x10 "
       "(--num-envs split evenly; evaluated during training on the largest; transformer only)")
     a("--positional", choices=["learned", "fourier", "none"], default=None,
-      help="slot positions of the transformer (default: fourier with --grids, so that a position means the "
-      "same on every grid; learned otherwise)")
+      help="slot positions of the transformer (default: PolicyConfig's, fourier: a position means the same "
+      "on every grid)")
     a("--enabled-slots", type=int, nargs=2, metavar=("MIN", "MAX"), default=None,
       help="enable a random number of slots in [MIN, MAX] per episode (default: all)")
     a("--no-scaffolding", action="store_true", help="zero the interaction-summary slot features")
@@ -89,8 +89,7 @@ def configs(args: argparse.Namespace) -> tuple[EnvConfig, PolicyConfig, PPOConfi
     opts = RunOptions(seed=args.seed, device=args.device, collector=args.collector, workers=args.workers,
                       compile=args.compile, eval_interval=args.eval_interval, eval_episodes=args.eval_episodes,
                       checkpoint_interval=args.checkpoint_interval)
-    positional = args.positional or ("fourier" if args.grids else "learned")
-    return env, PolicyConfig(positional=positional), ppo, opts
+    return env, PolicyConfig(**({} if args.positional is None else {"positional": args.positional})), ppo, opts
 
 
 class ProgressBar:

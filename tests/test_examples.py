@@ -84,6 +84,6 @@ def test_ppo_slots_mixed_grids_default_to_fourier_positions():
     env, pcfg, _, _ = ppo.configs(ppo.parse_args(["--grids", "1x3,2x5", "--num-envs", "4"]))
     assert env.grids == ((1, 3), (2, 5)) and (env.rows, env.cols) == (2, 5)
     assert pcfg.positional == "fourier"  # a learned row/col table would mean different places per grid
-    assert ppo.configs(ppo.parse_args([]))[1].positional == "learned"
+    assert ppo.configs(ppo.parse_args([]))[1].positional == "fourier"  # PolicyConfig's default
     explicit = ppo.parse_args(["--grids", "1x3,2x5", "--num-envs", "4", "--positional", "learned"])
     assert ppo.configs(explicit)[1].positional == "learned"

@@ -213,6 +213,12 @@ def test_policy_config_format_versions():
     del v1["op_slot_pool"], v1["pointer_init"]
     old = PolicyConfig.from_dict(v1)
     assert (old.op_slot_pool, old.pointer_init) == ("sum", "hidden")
+    for version in (1, 2):  # written while "learned" was the default: a dict without the field keeps it
+        v = {k: val for k, val in saved.items() if k != "positional"} | {"format_version": version}
+        assert PolicyConfig.from_dict(v).positional == "learned"
+    assert PolicyConfig().positional == "fourier"
+    assert PolicyConfig.from_dict({k: v for k, v in saved.items() if k != "positional"}
+                                  | {"format_version": POLICY_CONFIG_VERSION}).positional == "fourier"
     with pytest.raises(ValueError, match="unknown PolicyConfig format_version 9"):
         PolicyConfig.from_dict({**saved, "format_version": 9})
 

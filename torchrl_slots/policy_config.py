@@ -12,7 +12,7 @@ from torchrl_slots import layout
 from torchrl_slots.envs.config import check_int, check_real
 
 #: Version of :meth:`PolicyConfig.to_dict`'s layout (see :class:`PolicyConfig`).
-POLICY_CONFIG_VERSION = 2
+POLICY_CONFIG_VERSION = 3
 
 
 @dataclass
@@ -29,8 +29,11 @@ class PolicyConfig:
         lstm_hidden: LSTM hidden size H.
         conditioning: ``"op"`` (op -> slot -> rest) or ``"none"`` (independent heads; needs an env
             with ``invalid_action="wait"``).
-        positional: ``"learned"`` row/col tables, ``"fourier"`` (normalized positions, for
-            zero-shot across grid sizes) or ``"none"``.
+        positional: ``"fourier"`` (default: sin/cos features of the normalized grid position, so
+            a position means the same on every grid and one policy serves them all),
+            ``"learned"`` (row/col tables indexed by integer ids, up to ``max_rows`` x
+            ``max_cols``) or ``"none"``. The default was ``"learned"`` before format 3; see
+            ``benchmarks/README.md`` for the runs behind the change.
         key_dim: pointer key/query width.
         op_embed_dim: op embedding width (pointer query conditioning).
         max_rows: largest grid rows the learned positional table supports.
@@ -62,7 +65,9 @@ class PolicyConfig:
     Saved configs carry ``format_version`` (:data:`POLICY_CONFIG_VERSION`). A config without it
     is version 1, written before ``op_slot_pool`` and ``pointer_init`` existed: it loads with
     ``op_slot_pool="sum"`` and ``pointer_init="hidden"`` (what it was built with) and, if it also
-    lacks ``op_from_slots``, with ``op_from_slots=False`` (older still).
+    lacks ``op_from_slots``, with ``op_from_slots=False`` (older still). A version 1 or 2 config
+    without ``positional`` loads with ``positional="learned"``, the default of those versions
+    (:meth:`to_dict` always writes every field, so only hand-written dicts lack it).
 
     Examples:
         >>> cfg = PolicyConfig(num_layers=1)
@@ -70,6 +75,8 @@ class PolicyConfig:
         True
         >>> PolicyConfig.from_dict({"embed_dim": 64}).op_slot_pool  # version 1: the old head
         'sum'
+        >>> PolicyConfig.from_dict({"format_version": 2}).positional, PolicyConfig().positional
+        ('learned', 'fourier')
         >>> PolicyConfig(conditioning="none").validate()  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -84,7 +91,7 @@ class PolicyConfig:
     feature_dim: int = 128
     lstm_hidden: int = 128
     conditioning: Literal["op", "none"] = "op"
-    positional: Literal["learned", "fourier", "none"] = "learned"
+    positional: Literal["learned", "fourier", "none"] = "fourier"
     key_dim: int = 64
     op_embed_dim: int = 32
     max_rows: int = layout.MAX_GRID
@@ -140,15 +147,17 @@ class PolicyConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "PolicyConfig":
         """Inverse of :meth:`to_dict`. A dict without ``format_version`` is version 1 (see the
-        class docstring): the options added since then get the values it was trained with."""
+        class docstring): the options added or changed since then get the values it was trained with."""
         data = dict(data)
         version = data.pop("format_version", 1)
-        if version not in (1, POLICY_CONFIG_VERSION):
-            raise ValueError(f"unknown PolicyConfig format_version {version!r} (this library reads 1 and "
+        if version not in (1, 2, POLICY_CONFIG_VERSION):
+            raise ValueError(f"unknown PolicyConfig format_version {version!r} (this library reads 1, 2 and "
                              f"{POLICY_CONFIG_VERSION})")
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown PolicyConfig fields {sorted(unknown)}")
         if version == 1:
             data = {"op_from_slots": False, "op_slot_pool": "sum", "pointer_init": "hidden", **data}
+        if version in (1, 2):
+            data = {"positional": "learned", **data}
         return cls(**data)

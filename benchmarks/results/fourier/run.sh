@@ -1,7 +1,7 @@
 # Session 5: the transformer with Fourier positions (policy.positional=fourier) on the main suite
 # (1x3 80k and 2x5 100k frames, manual ADVANCE), from the frozen checkout /work/wt_s5 (commit printed
 # below), one torch thread per lane, two lanes at a time. The 5x10 runs (criterion 4) were made by
-# ../large_variants/run.sh and moved here. The learned-position runs of the same seeds are in
+# run_5x10.sh and moved here. The learned-position runs of the same seeds are in
 # ../learning/.
 cd /work/wt_s5
 git log -1 --format="suite code: %H"
