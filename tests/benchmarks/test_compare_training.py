@@ -81,3 +81,41 @@ def test_runs_named_by_their_schedule_equal_the_defaults_they_stand_for():
     assert schedule(late) == schedule(base)
     constant = schedule({**base, "ppo": {"entropy_coeff.op": 0.2}})
     assert constant == [PPOConfig().entropy_coeffs()] * len(constant) != schedule(base)
+
+
+def _run(arch: str, seed: int, wall: float, reach: int, machine: dict | None) -> dict:
+    """A finished 2x5 main-suite run as the aggregate reads it: 1000 frames, first at 0.8 at ``reach``."""
+    run = {"name": f"main_{arch}_2x5_s{seed}", "grid": "2x5", "train_wall_s": wall, "frames_done": 1000,
+           "evals": {"2x5": {"normalized": 0.9}},
+           "curve": [{"frames": 0, "normalized": 0.0}, {"frames": reach, "normalized": 0.9}]}
+    if machine is not None:
+        run["machine"] = machine
+    return run
+
+
+def _crit7(transformer: list[dict], lstm: list[dict]) -> dict:
+    ct = load()
+    out = ct.criteria({"main_transformer_2x5": transformer, "main_lstm_2x5": lstm})
+    return next(c for c in out if c["name"].startswith("7."))
+
+
+def test_criterion_7_divides_wall_times_only_within_one_machine():
+    ct = load()
+    here = ct.run_machine()
+    assert here["cpu"] and here["boot_id"] != "" and here["torch_threads"] >= 1
+    other = {**here, "boot_id": "another-boot"}
+    # Same machine: the ratio of mean wall per frame, and both halves decide.
+    c = _crit7([_run("transformer", 0, 3.0, 400, here)], [_run("lstm", 0, 2.0, 500, here)])
+    assert c["met"] is True and "1.50x" in c["result"]
+    c = _crit7([_run("transformer", 0, 4.0, 400, here)], [_run("lstm", 0, 2.0, 500, here)])
+    assert c["met"] is False and "2.00x" in c["result"]
+    # Two boots (sessions), or a run that recorded no machine: no verdict, and the table says so.
+    for lstm_machine in (other, None):
+        c = _crit7([_run("transformer", 0, 3.0, 400, here)], [_run("lstm", 0, 2.0, 500, lstm_machine)])
+        assert c["met"] is None and "not comparable" in c["result"] and "x (" not in c["result"]
+        md = ct.markdown({"table": [], "criteria": [c], "welch": {}})
+        assert "| no verdict |" in md
+    # ...but more frames to 0.8 than the LSTM fails whatever the wall times.
+    c = _crit7([_run("transformer", 0, 1.0, 600, here)], [_run("lstm", 0, 2.0, 500, None)])
+    assert c["met"] is False
+    assert ct.wall_ratio([], [_run("lstm", 0, 2.0, 500, here)]) == (None, "no runs")
