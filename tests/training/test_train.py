@@ -4,7 +4,9 @@ import math
 
 import pytest
 import torch
+from torchrl.modules import set_recurrent_mode
 from torchrl.objectives import ClipPPOLoss
+from torchrl.objectives.value import GAE
 
 from torchrl_slots import layout
 from torchrl_slots.envs import LifecycleConfig, SeedLifecycleEnv
@@ -272,3 +274,41 @@ def test_target_kl_stops_the_epochs_of_a_batch_early():
     res = train("transformer", ENV, SMALL, PPOConfig(frames_per_batch=100, total_frames=100, minibatches=2, epochs=3),
                 options=OPTS, log=None)
     assert res.history[-1]["optim/epochs"] == 3.0
+
+
+@pytest.mark.parametrize("arch", ["transformer", "lstm"])
+def test_update_gae_one_pass_equals_two_passes_and_truncation_takes_two(arch, monkeypatch):
+    """The updater's GAE: TorchRL's shifted (one value pass over [T + 1]) gives the two-pass
+    advantages on a batch that crosses episode ends (terminated); a batch with a truncation
+    inside takes the two-pass GAE; the helper key "shifted_valid" stays out of the batch."""
+    from torchrl.envs import Compose, TransformedEnv
+
+    from torchrl_slots.policy import create_policy
+    from torchrl_slots.training.updater import _Updater
+
+    torch.manual_seed(0)
+    base = SeedLifecycleEnv(4, 1, 3, seed=0)
+    policy = create_policy(arch, base, SMALL)
+    env = TransformedEnv(base, Compose(*policy.transforms()))
+    with torch.no_grad():
+        batch = env.rollout(40, policy.actor, break_when_any_done=False)
+    assert batch["next", "terminated"][:, :-1].any() and not batch["next", "truncated"].any()
+    ppo = PPOConfig(frames_per_batch=160, total_frames=160, epochs=1, minibatches=2)
+    up = _Updater(policy, ppo, 4)
+    used = []
+    for name in ("gae", "gae_shifted"):
+        est = getattr(up, name)
+        monkeypatch.setattr(up, name, lambda td, est=est, name=name: used.append(name) or est(td))
+    reference = batch.clone()
+    with torch.no_grad(), set_recurrent_mode(True):
+        GAE(gamma=ppo.gamma, lmbda=ppo.gae_lambda, value_network=policy.value_network, average_gae=False,
+            deactivate_vmap=True)(reference)
+    one = batch.clone()
+    up(one)
+    assert used == ["gae_shifted"] and "shifted_valid" not in one.keys()
+    torch.testing.assert_close(one["advantage"], reference["advantage"], atol=1e-5, rtol=0)
+    truncated = batch.clone()
+    truncated["next", "truncated"][:, 10] = True
+    truncated["next", "done"][:, 10] = True
+    up(truncated)
+    assert used == ["gae_shifted", "gae"]

@@ -10,7 +10,8 @@ is ever taken over an empty set (``nn.TransformerEncoder`` gives NaN there on so
 docs/torchrl-notes.md). Masked slots' outputs are zeroed.
 
 Attention is one call to :func:`torch.nn.functional.scaled_dot_product_attention` with a boolean
-``attn_mask`` (True = attend). ``return_attention=True`` takes an explicit
+``attn_mask`` (True = attend); on CPU below ``attention.SMALL_TOKENS`` (16) tokens the same
+softmax is written out (``exp``/sum), which is faster there. ``return_attention=True`` takes an explicit
 ``softmax(Q K^T / sqrt(d))`` path instead, with the same outputs, to return the weights.
 
 Speed options (for 50+ slots; all give the plain path's values, see the tests):

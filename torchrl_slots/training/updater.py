@@ -34,10 +34,18 @@ class _Updater:
                                 entropy_coeff=self._keyed(ppo.entropy_coeffs(auto_advance)),
                                 critic_coeff=ppo.critic_coeff,
                                 normalize_advantage=ppo.normalize_advantage)
-        self.gae = GAE(gamma=ppo.gamma, lmbda=ppo.gae_lambda, value_network=policy.value_network,
-                       average_gae=False, deactivate_vmap=True)
+        gae = {"gamma": ppo.gamma, "lmbda": ppo.gae_lambda, "value_network": policy.value_network,
+               "average_gae": False, "deactivate_vmap": True}
+        self.gae = GAE(**gae)
+        # TorchRL's shifted=True: ONE value-network pass over [T + 1] steps (the batch and the last
+        # next observation) instead of two over [T]; exact when no episode is truncated inside the
+        # batch (a terminal step's next value is not used), which holds for every lifecycle env
+        # (episodes end terminated). A batch with an inner truncation takes the two-pass self.gae.
+        self.gae_shifted = GAE(**gae, shifted=True)
         self.params = [p for p in self.loss.parameters() if p.requires_grad]
-        self.optim = torch.optim.Adam(self.params, lr=ppo.lr, eps=1e-5)
+        # fused: one kernel over all parameters (CPU and CUDA; ~3x faster than the default
+        # per-tensor loop on CPU: 0.47 vs 1.68 ms a step for the 2x5 transformer, 1 thread)
+        self.optim = torch.optim.Adam(self.params, lr=ppo.lr, eps=1e-5, fused=True)
         # One item = one env's whole [T] sequence: minibatches keep time order for the LSTM.
         self.buffer = ReplayBuffer(storage=LazyTensorStorage(num_envs), sampler=SamplerWithoutReplacement(),
                                    batch_size=num_envs // ppo.minibatches)
@@ -63,7 +71,10 @@ class _Updater:
 
     def __call__(self, batch: TensorDictBase) -> dict[str, float]:
         with torch.no_grad(), set_recurrent_mode(True):
-            self.gae(batch)
+            done, terminated = batch["next", "done"], batch["next", "terminated"]
+            truncated_inside = bool((done & ~terminated)[:, :-1].any())  # batch is [E, T, 1]
+            (self.gae if truncated_inside else self.gae_shifted)(batch)
+            batch.pop("shifted_valid", None)  # all True here; kept out of the minibatches
             # Over the whole batch, before the update (the loss's own explained_variance is per
             # time step over a few envs: noisy to meaningless on [E/minibatches, T] minibatches).
             target, value = batch["value_target"], batch["state_value"]
