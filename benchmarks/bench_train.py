@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+import torchrl_slots
 from torchrl_slots.policy import PolicyConfig
 from torchrl_slots.training import EnvConfig, PPOConfig, RunOptions, train
 
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--grid", default="2x5")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    ap.add_argument("--label", default="", help="stored with the entry (e.g. which checkout ran)")
     args = ap.parse_args(argv)
     if args.rounds < 1 or args.frames < 800:
         ap.error(f"--rounds must be >= 1 and --frames >= 800 (one batch); got {args.rounds}, {args.frames}")
@@ -121,7 +123,8 @@ def main(argv: list[str] | None = None) -> dict:
     rows = bench(arms, args.rounds, args.frames, int(rows_), int(cols_))
     machine = run_machine()
     entry = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-             "machine": machine, "args": {**vars(args), "json": str(args.json)}, "rows": rows}
+             "machine": machine, "args": {**vars(args), "json": str(args.json)},
+             "library": str(Path(torchrl_slots.__file__).resolve().parent), "rows": rows}
     history = json.loads(args.json.read_text()) if args.json.exists() else []
     args.json.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.json.with_suffix(".tmp")
