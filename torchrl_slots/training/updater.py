@@ -72,7 +72,7 @@ class _Updater:
     def __call__(self, batch: TensorDictBase) -> dict[str, float]:
         with torch.no_grad(), set_recurrent_mode(True):
             done, terminated = batch["next", "done"], batch["next", "terminated"]
-            truncated_inside = bool((done & ~terminated)[:, :-1].any())  # batch is [E, T, 1]
+            truncated_inside = bool((done & ~terminated)[..., :-1, :].any())  # [..., T, 1]: before the last step
             (self.gae if truncated_inside else self.gae_shifted)(batch)
             batch.pop("shifted_valid", None)  # all True here; kept out of the minibatches
             # Over the whole batch, before the update (the loss's own explained_variance is per
