@@ -116,7 +116,8 @@ def make_specs(args: argparse.Namespace) -> list[dict]:
                     add("scaffolding", arch, "2x5", s, {"scaffolding": False})
         elif suite == "large":
             for s in seeds:
-                for arch in ["transformer"] + (["lstm"] if args.large_lstm else []):
+                # the transformer always (when --archs names it), the LSTM with --large-lstm
+                for arch in [a for a in ("transformer", "lstm") if a in archs and (a != "lstm" or args.large_lstm)]:
                     add("large", arch, "5x10", s, AUTO40)
         elif suite == "mixed":  # one transformer on every grid of MIXED_GRIDS at once
             for s in few:
@@ -522,10 +523,11 @@ def _machine() -> dict:
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
-def main(argv: list[str] | None = None) -> dict:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this script."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suites", default="main", help="comma-separated: main,scaffolding,large,zeroshot")
-    p.add_argument("--archs", default="lstm,transformer", help="architectures of the main/scaffolding suites")
+    p.add_argument("--archs", default="lstm,transformer", help="architectures of the main/scaffolding suites (and of large: the lstm there only with --large-lstm)")
     p.add_argument("--grids", default="2x5,1x3", help="grids of the main suite (in run order)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per group (3 at most for the other suites)")
     p.add_argument("--seed-start", type=int, default=0, help="first seed (seeds are seed-start .. seed-start+seeds-1)")
@@ -542,7 +544,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (one torch thread each)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/compare_training"), help="results folder")
     p.add_argument("--aggregate-only", action="store_true", help="only rebuild tables/plot from finished runs")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
     if not args.aggregate_only:
         specs = make_specs(args)
         args.out.mkdir(parents=True, exist_ok=True)

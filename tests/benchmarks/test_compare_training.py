@@ -119,3 +119,15 @@ def test_criterion_7_divides_wall_times_only_within_one_machine():
     c = _crit7([_run("transformer", 0, 1.0, 600, here)], [_run("lstm", 0, 2.0, 500, None)])
     assert c["met"] is False
     assert ct.wall_ratio([], [_run("lstm", 0, 2.0, 500, here)]) == (None, "no runs")
+
+
+def test_large_suite_takes_the_archs_it_is_given():
+    ct = load()
+
+    def names(*argv):
+        return [s["name"].split("_5x10")[0] for s in ct.make_specs(ct.build_parser().parse_args(list(argv)))]
+
+    assert names("--suites", "large", "--seeds", "1") == ["large_transformer"]
+    assert names("--suites", "large", "--seeds", "1", "--large-lstm") == ["large_transformer", "large_lstm"]
+    assert names("--suites", "large", "--seeds", "2", "--large-lstm", "--archs", "lstm") == ["large_lstm"] * 2
+    assert names("--suites", "large", "--seeds", "1", "--archs", "transformer", "--large-lstm") == ["large_transformer"]
