@@ -2,9 +2,9 @@
 
 ``compare_training.py`` aggregates one results folder and names groups by their runs' names, so
 runs of one setting made in two folders, or under a ``--set`` tag that has since become the
-default, cannot meet in its tables. This script takes groups as ``LABEL=GLOB`` (run files) and
-prints, per group: runs, how many learn (final normalized >= 0.5), mean +- std, the per-seed
-scores, the median frames to 0.8 normalized, and the median training wall time with the CPUs the
+default, cannot meet in its tables. This script takes groups as ``LABEL=GLOB`` (run files; one
+glob, or several joined by ``,``) and prints, per group: runs, how many learn (final normalized
+>= 0.5), mean +- std, the per-seed scores, the median frames to 0.8 normalized, and the median training wall time with the CPUs the
 runs were timed on; then Welch's t-test of every group against the first.
 
     python benchmarks/compare_groups.py \\
@@ -29,12 +29,16 @@ from compare_training import LEARNED, _first_frames, _main_grid, welch  # noqa: 
 
 
 def load_group(pattern: str) -> list[dict]:
-    """The run files matching ``pattern``, sorted by seed; raises when none does."""
-    files = sorted(glob.glob(pattern))
+    """The run files matching ``pattern`` (one glob, or several joined by ``,``), sorted by seed;
+    raises when none does, or when a seed comes twice."""
+    files = sorted({f for part in pattern.split(",") for f in glob.glob(part)})
     if not files:
         raise SystemExit(f"no run file matches {pattern!r}")
-    runs = [json.loads(Path(f).read_text()) for f in files]
-    return sorted(runs, key=lambda r: r["seed"])
+    runs = sorted((json.loads(Path(f).read_text()) for f in files), key=lambda r: r["seed"])
+    seeds = [r["seed"] for r in runs]
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"{pattern!r} matches a seed twice ({seeds}): a group holds one run per seed")
+    return runs
 
 
 def summarize(label: str, runs: list[dict]) -> dict:

@@ -55,6 +55,10 @@ def test_other_boots_are_flagged_and_bad_arguments_say_what_came(tmp_path):
     write(tmp_path, "b_s0", 0, 0.9, 100, 1.0, "b2")
     rows = cg.compare([("a", f"{tmp_path}/a_*.json"), ("b", f"{tmp_path}/b_*.json")])
     assert "do not divide" in cg.markdown(rows)
+    two = cg.compare([("ab", f"{tmp_path}/a_*.json,{tmp_path}/nothing_*.json")])
+    assert two[0]["runs"] == 1
+    with pytest.raises(SystemExit, match="a seed twice"):
+        cg.compare([("ab", f"{tmp_path}/a_*.json,{tmp_path}/b_*.json")])
     with pytest.raises(SystemExit, match="no run file matches"):
         cg.compare([("c", f"{tmp_path}/nothing_*.json")])
     with pytest.raises(SystemExit):

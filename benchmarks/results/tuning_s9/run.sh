@@ -36,3 +36,10 @@ if [ "$1" = 3 ]; then
   run --suites scaffolding --seeds 3
   run --suites main --grids 1x3 --seeds 5 --seed-start 5
 fi
+# fourth round: the LSTM with 2 epochs on 5x10 with 200k frames (5 seeds; into ../tuning_s9_200k/,
+# since run names do not carry the budget), against ../large_200k/'s 4-epoch LSTM (1.14 +- 0.06)
+if [ "$1" = 4 ]; then
+  PYTHONPATH=$WT OMP_NUM_THREADS=1 /work/main/.venv/bin/python benchmarks/compare_training.py --jobs 2 \
+      --out /work/main/benchmarks/results/tuning_s9_200k --archs lstm --large-lstm --set ppo.epochs=2 \
+      --suites large --frames 5x10=200000 --seeds 5
+fi
