@@ -4,8 +4,9 @@
 runs of one setting made in two folders, or under a ``--set`` tag that has since become the
 default, cannot meet in its tables. This script takes groups as ``LABEL=GLOB`` (run files; one
 glob, or several joined by ``,``) and prints, per group: runs, how many learn (final normalized
->= 0.5), mean +- std, the per-seed scores, the median frames to 0.8 normalized, and the median training wall time with the CPUs the
-runs were timed on; then Welch's t-test of every group against the first.
+>= 0.5), mean +- std, the per-seed scores, the median frames to 0.8 normalized, and the median
+training wall time with the CPUs the runs were timed on; then Welch's t-test of every group
+against the first.
 
     python benchmarks/compare_groups.py \\
         "transformer=benchmarks/results/speed_2x5/runs/main_transformer_2x5_s*.json" \\
