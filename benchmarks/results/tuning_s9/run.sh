@@ -49,3 +49,11 @@ if [ "$1" = 5 ]; then
   PYTHONPATH=$WT OMP_NUM_THREADS=1 /work/main/.venv/bin/python benchmarks/compare_training.py --jobs 2 \
       --out /work/main/benchmarks/results/tuning_s9 --archs lstm --suites main --grids 1x3 --seeds 10
 fi
+# sixth round: can the transformer pull ahead of the 2-epoch LSTM (0.90) on 2x5? More epochs (its
+# 2 -> 3 -> 4 went 0.84 -> 0.88 -> 0.88) and a larger lr, 5 seeds each
+if [ "$1" = 6 ]; then
+  run() { PYTHONPATH=$WT OMP_NUM_THREADS=1 /work/main/.venv/bin/python benchmarks/compare_training.py --suites main \
+      --grids 2x5 --seeds 5 --seed-start 0 --jobs 2 --out /work/main/benchmarks/results/tuning_s9 --archs transformer "$@"; }
+  run --set ppo.epochs=6
+  run --set ppo.lr=0.0005
+fi
