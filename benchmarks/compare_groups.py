@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_training import LEARNED, _first_frames, _main_grid, welch  # noqa: E402  (a sibling script)
+from compare_training import LEARNED, _first_frames, _main_grid, _median_or_none, welch  # noqa: E402  (a sibling script)
 
 
 def load_group(pattern: str) -> list[dict]:
@@ -48,15 +48,14 @@ def summarize(label: str, runs: list[dict]) -> dict:
     frames = [_first_frames(r["curve"], 0.8) for r in runs]
     walls = [r["train_wall_s"] for r in runs if "train_wall_s" in r]
     machines = [r.get("machine") or {} for r in runs]
-    med_frames = statistics.median(frames)
+    boot_ids = sorted({m["boot_id"] for m in machines if m.get("boot_id")})
     return {"label": label, "runs": len(runs), "seeds": [r["seed"] for r in runs],
             "learns": sum(s >= LEARNED for s in scores), "mean": statistics.mean(scores),
             "std": statistics.stdev(scores) if len(scores) > 1 else 0.0, "scores": scores,
-            "median_frames_to_0.8": med_frames if med_frames != float("inf") else None,
+            "median_frames_to_0.8": _median_or_none(frames),  # None: the median seed never got there
             "median_wall_s": statistics.median(walls) if walls else None,
             "cpus": sorted({m.get("cpu", "unknown") for m in machines}),
-            "boots": len({m.get("boot_id") for m in machines if m.get("boot_id")}),
-            "boot_ids": sorted({m["boot_id"] for m in machines if m.get("boot_id")})}
+            "boots": len(boot_ids), "boot_ids": boot_ids}
 
 
 def compare(groups: list[tuple[str, str]]) -> list[dict]:

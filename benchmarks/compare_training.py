@@ -527,7 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line of this script."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suites", default="main", help="comma-separated: main,scaffolding,large,zeroshot")
-    p.add_argument("--archs", default="lstm,transformer", help="architectures of the main/scaffolding suites (and of large: the lstm there only with --large-lstm)")
+    p.add_argument("--archs", default="lstm,transformer",
+                   help="architectures of the main, scaffolding and large suites (large: the lstm only with --large-lstm)")
     p.add_argument("--grids", default="2x5,1x3", help="grids of the main suite (in run order)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per group (3 at most for the other suites)")
     p.add_argument("--seed-start", type=int, default=0, help="first seed (seeds are seed-start .. seed-start+seeds-1)")
