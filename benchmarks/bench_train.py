@@ -14,9 +14,11 @@ Each invocation appends one entry (machine, date, arguments, rows) to the JSON f
 
     python benchmarks/bench_train.py [--rounds 5] [--frames 8000] [--grid 2x5] \
         [--arms lstm,transformer,transformer:autocast=bf16] [--json PATH]
+    python benchmarks/bench_train.py --arm lstm --arm transformer:num_layers=1,ffn_dim=128
 
 An arm is ``arch`` or ``arch:field=value,...`` with ``PolicyConfig`` overrides (values parsed
-as JSON, else strings).
+as JSON, else strings). ``--arms`` splits on commas, so each of its arms takes one override;
+repeat ``--arm`` for arms with several (it replaces ``--arms``).
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ def markdown(rows: list[dict], machine: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arms", default="lstm,transformer")
+    ap.add_argument("--arm", action="append", default=None,
+                    help="one arm, arch[:field=value,...]; repeat it; replaces --arms")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--frames", type=int, default=8000)
     ap.add_argument("--grid", default="2x5")
@@ -119,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error(f"--rounds must be >= 1 and --frames >= 800 (one batch); got {args.rounds}, {args.frames}")
     rows_, _, cols_ = args.grid.partition("x")
     torch.set_num_threads(args.threads)
-    arms = args.arms.split(",")
+    arms = args.arm if args.arm else args.arms.split(",")
     rows = bench(arms, args.rounds, args.frames, int(rows_), int(cols_))
     machine = run_machine()
     entry = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

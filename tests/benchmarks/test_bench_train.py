@@ -60,3 +60,19 @@ def test_main_refuses_too_few_frames(benchmark_script, tmp_path):
     with pytest.raises(SystemExit):
         benchmark_script("bench_train").main(["--frames", "100", "--json", str(tmp_path / "x.json")])
     assert not (tmp_path / "x.json").exists()
+
+
+def test_repeated_arm_carries_several_overrides_and_replaces_arms(benchmark_script, tmp_path, monkeypatch):
+    bt = benchmark_script("bench_train")
+    seen = []
+
+    def time_arm(arch, overrides, rows, cols, frames, seed):
+        seen.append((arch, overrides))
+        return {"frames": frames, "wall_s": 0.0, "collect_ms_per_frame": 1.0, "update_ms_per_frame": 1.0,
+                "ms_per_frame": 2.0}
+
+    monkeypatch.setattr(bt, "time_arm", time_arm)
+    entry = bt.main(["--rounds", "1", "--arms", "ignored", "--arm", "lstm",
+                     "--arm", "transformer:num_layers=1,ffn_dim=128", "--json", str(tmp_path / "b.json")])
+    assert seen == [("lstm", {}), ("transformer", {"num_layers": 1, "ffn_dim": 128})]
+    assert [r["arm"] for r in entry["rows"]] == ["lstm", "transformer:num_layers=1,ffn_dim=128"]
