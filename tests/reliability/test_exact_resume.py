@@ -60,3 +60,15 @@ def test_ctrl_c_in_the_middle_of_a_batch_keeps_the_last_complete_batch_and_resum
         assert torch.equal(v, saved[k]), f"{k}: the partial update must be rolled back"
     resumed = train("transformer", ENV, TINY, _ppo(120), options=OPTS, output_dir=tmp_path, resume=True, log=None)
     _same(straight, resumed)
+
+
+def test_resume_with_return_normalisation_is_bit_identical(tmp_path):
+    ppo = lambda total: PPOConfig(frames_per_batch=40, total_frames=total, minibatches=2, epochs=1,  # noqa: E731
+                                  normalize_return=True)
+    straight = train("transformer", ENV, TINY, ppo(120), options=OPTS, log=None)
+    first = train("transformer", ENV, TINY, ppo(80), options=OPTS, output_dir=tmp_path, log=None)
+    saved = torch.load(first.checkpoint, weights_only=True)["return_scaler"]
+    assert saved["returns"].shape == (4,) and float(saved["rms.count"]) > 80  # every G_t of 80 frames
+    resumed = train("transformer", ENV, TINY, ppo(120), options=OPTS, output_dir=tmp_path, resume=True, log=None)
+    _same(straight, resumed)
+    assert "loss/return_std" in straight.history[-1]

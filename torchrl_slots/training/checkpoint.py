@@ -4,7 +4,8 @@ A checkpoint is one ``torch.save`` d dict readable with ``torch.load(weights_onl
 
     {"format": TRAINING_FORMAT, "run": {...what must match on resume...},
      "policy": <SlotPolicy.save payload>, "optimizer": ..., "frames": int, "batches": int,
-     "rng": {...}, "history": [...], "baselines": {...}}
+     "rng": {...}, "history": [...], "baselines": {...},
+     "return_scaler": <ReturnScaler.state_dict()> or None (PPOConfig.normalize_return)}
 
 ``"policy"`` is exactly :meth:`SlotPolicy.save`'s payload, so :func:`load_policy` (and
 ``examples/evaluate.py``) reads a policy out of either kind of file.

@@ -173,6 +173,12 @@ class PPOConfig:
             is the constant-coefficient run until half-way, so the escape from the wait-only
             plateau, which happens early, is not put at risk: from frame 0 the smaller bonus
             left the transformer wait-only on one 2x5 seed that escapes with it constant.
+        normalize_return: divide the rewards the update sees (GAE's and the critic's, not the
+            logged scores) by a running std of the discounted return, as gymnasium's
+            ``NormalizeReward`` and SB3's ``VecNormalize(norm_reward=True)`` do (not centred, so
+            the task is unchanged; see :class:`~torchrl_slots.training.updater.ReturnScaler`).
+            The value head then learns returns of about unit scale, so its loss no longer
+            dominates the shared trunk's gradient and its clipping. Default False.
         target_kl: stop a batch's epochs early once the mean ``kl_approx`` of the minibatches of
             an epoch exceeds ``1.5 * target_kl``; ``None`` = off.
 
@@ -203,12 +209,13 @@ class PPOConfig:
     target_kl: float | None = None
     entropy_coeff_end: float | dict[str, float] | None = None
     entropy_decay_start: float = 0.5
+    normalize_return: bool = False
 
     def validate(self, num_envs: int) -> None:
         """Raise ``ValueError`` naming the field for settings that cannot work with ``num_envs``."""
         for name in ("epochs", "minibatches", "frames_per_batch", "total_frames", "max_bad_updates"):
             check_int(f"PPOConfig.{name}", getattr(self, name), minimum=1)
-        for name in ("anneal_lr", "normalize_advantage"):
+        for name in ("anneal_lr", "normalize_advantage", "normalize_return"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"PPOConfig.{name} must be a bool, got {getattr(self, name)!r}")
         for name in ("lr", "clip_epsilon", "critic_coeff", "max_grad_norm", "gamma", "gae_lambda"):

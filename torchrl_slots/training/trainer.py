@@ -276,6 +276,8 @@ class _RunContext:
 def _restore(saved: dict, policy: SlotPolicy, updater: _Updater) -> _State:
     policy.load_state_dict(saved["policy"]["state_dict"])
     updater.optim.load_state_dict(saved["optimizer"])
+    if updater.return_scaler is not None and saved.get("return_scaler") is not None:
+        updater.return_scaler.load_state_dict(saved["return_scaler"])
     torch.set_rng_state(saved["rng"]["torch"])
     return _State(frames=int(saved["frames"]), batches=int(saved["batches"]), history=list(saved["history"]))
 
@@ -287,6 +289,7 @@ def _payload(ctx: _RunContext, collector_state: dict[str, Any] | None) -> dict[s
         "run": ctx.run,
         "policy": ctx.policy.payload(),
         "optimizer": ctx.updater.optim.state_dict(),
+        "return_scaler": None if ctx.updater.return_scaler is None else ctx.updater.return_scaler.state_dict(),
         "frames": ctx.state.frames,
         "batches": ctx.state.batches,
         "rng": {"torch": torch.get_rng_state()},
@@ -365,6 +368,8 @@ def _loop(ctx: _RunContext) -> TrainResult:
             # history go back to the end of the last completed batch, which is what is saved
             policy.load_state_dict(last_complete["policy"]["state_dict"])
             updater.optim.load_state_dict(last_complete["optimizer"])
+            if updater.return_scaler is not None:
+                updater.return_scaler.load_state_dict(last_complete["return_scaler"])
             state.frames, state.batches = int(last_complete["frames"]), int(last_complete["batches"])
             del state.history[len(last_complete["history"]):]
             if last_complete["frames"] > last_saved_frames:

@@ -10,6 +10,7 @@ import torch
 from tensordict import TensorDictBase
 from torchrl.data import LazyTensorStorage, ReplayBuffer
 from torchrl.data.replay_buffers.samplers import SamplerWithoutReplacement
+from torchrl.envs.transforms.rnd import RunningMeanStd
 from torchrl.modules import set_recurrent_mode
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
@@ -23,6 +24,65 @@ logger = logging.getLogger(__name__)
 
 class TrainingDivergedError(RuntimeError):
     """Raised after ``PPOConfig.max_bad_updates`` consecutive non-finite updates."""
+
+
+class ReturnScaler(torch.nn.Module):
+    """Divides rewards by a running std of the discounted return (``PPOConfig.normalize_return``).
+
+    Per row of the batch (one env), ``G_t = gamma * G_{t-1} * (1 - done_{t-1}) + r_t`` runs on
+    across batches; TorchRL's ``RunningMeanStd`` (Welford) tracks the variance of every ``G_t``
+    seen, and the rewards are divided by ``sqrt(var + eps)``, not centred (centring would change
+    the task: an episode's length then changes its return). This is gymnasium's
+    ``NormalizeReward`` and SB3's ``VecNormalize(norm_reward=True)``, applied to a collected
+    ``[R, T]`` batch. Written here because TorchRL 0.14.1 has no return-based reward scaler:
+    ``VecNorm`` on the reward centres and scales by the per-step reward's own statistics, and
+    ``RewardScaling`` is a fixed affine map.
+
+    Its state (the running stats and every row's ``G``) is in :meth:`state_dict`, which the
+    training checkpoint saves, so a resumed run scales exactly as the uninterrupted one.
+
+    Examples:
+        >>> scaler = ReturnScaler(gamma=1.0)
+        >>> reward = torch.ones(2, 3, 1)  # 2 envs, 3 steps: returns 1, 2, 3 on each row
+        >>> done = torch.zeros(2, 3, 1, dtype=torch.bool)
+        >>> scaled = scaler(reward, done)
+        >>> round(float(scaler.rms.var), 3), round(float(scaled[0, 0, 0]), 3)  # var of 1, 2, 3, 1, 2, 3
+        (0.667, 1.225)
+    """
+
+    def __init__(self, gamma: float, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.gamma, self.eps = gamma, eps
+        self.rms = RunningMeanStd(shape=())
+        self.register_buffer("returns", torch.zeros(0))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        # the per-env returns are sized at the first batch: take the saved size before loading
+        saved = state_dict.get(prefix + "returns")
+        if saved is not None:
+            self.returns = torch.zeros_like(saved)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, reward: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+        """``reward``, ``done``: ``[R, T, 1]`` (rows = envs, in the same order every batch)."""
+        if reward.shape != done.shape or reward.dim() != 3 or reward.shape[-1] != 1:
+            raise ValueError(f"ReturnScaler expects reward and done of one shape [R, T, 1], got "
+                             f"{tuple(reward.shape)} and {tuple(done.shape)}")
+        rows = reward.shape[0]
+        if self.returns.numel() != rows:
+            if self.returns.numel():
+                raise ValueError(f"ReturnScaler: a batch of {rows} rows after batches of "
+                                 f"{self.returns.numel()} (its returns run on per env)")
+            self.returns = torch.zeros(rows, dtype=reward.dtype)
+        g, seen = self.returns.clone(), []
+        r, d = reward[..., 0], done[..., 0]
+        for t in range(reward.shape[1]):
+            g = self.gamma * g + r[:, t]
+            seen.append(g)
+            g = g.masked_fill(d[:, t], 0.0)
+        self.returns.copy_(g)
+        self.rms.update(torch.stack(seen, 1))
+        return reward / torch.sqrt(self.rms.var + self.eps)
 
 
 class _Updater:
@@ -50,6 +110,7 @@ class _Updater:
         self.buffer = ReplayBuffer(storage=LazyTensorStorage(num_envs), sampler=SamplerWithoutReplacement(),
                                    batch_size=num_envs // ppo.minibatches)
         self.ppo, self.bad_in_a_row = ppo, 0
+        self.return_scaler = ReturnScaler(ppo.gamma) if ppo.normalize_return else None
 
     @staticmethod
     def _keyed(coeffs: dict[str, float]) -> dict[tuple[str, str], float]:
@@ -70,6 +131,14 @@ class _Updater:
         return lr
 
     def __call__(self, batch: TensorDictBase) -> dict[str, float]:
+        extra = {}
+        if self.return_scaler is not None:
+            # a shallow copy with its own "next": the caller's batch keeps the env's rewards
+            reward = batch["next", "reward"]
+            scaled = self.return_scaler(reward, batch["next", "done"])
+            batch = batch.clone(recurse=False)
+            batch.set("next", batch["next"].clone(recurse=False).set("reward", scaled))
+            extra["loss/return_std"] = float(torch.sqrt(self.return_scaler.rms.var))
         with torch.no_grad(), set_recurrent_mode(True):
             done, terminated = batch["next", "done"], batch["next", "terminated"]
             truncated_inside = bool((done & ~terminated)[..., :-1, :].any())  # [..., T, 1]: before the last step
@@ -117,4 +186,4 @@ class _Updater:
         else:
             epochs_done += 1
         return {**stats.means(), "loss/explained_variance": ev, "optim/skipped_updates": float(skipped),
-                "optim/epochs": float(epochs_done)}
+                "optim/epochs": float(epochs_done), **extra}
