@@ -35,3 +35,20 @@ if [ "$1" = 3 ]; then
   run --suites main --grids 2x5 --seeds 5 --seed-start 5 --archs transformer --set policy.num_layers=1,policy.ffn_dim=128
   run --suites main --grids 1x3 --seeds 10 --archs transformer --set policy.num_layers=1,policy.ffn_dim=128
 fi
+# fourth round: seeds 10-19 on 2x5 for the three groups that decide criterion 3 and the compact
+# model's collapse rate: the default transformer, the LSTM with 2 epochs (the stronger LSTM there)
+# and the compact transformer; seeds 0-9 of the first two are ../speed_2x5/ and ../tuning_s9/.
+# From the frozen checkout of round 2 (its training code with normalize_return off = the defaults).
+if [ "$1" = 4 ]; then
+  WT=/work/wt_s10b
+  test -d $WT || git -C /work/main worktree add -f $WT d510888
+  cd $WT
+  git log -1 --format="suite code: %H"
+  run() { PYTHONPATH=$WT OMP_NUM_THREADS=1 /work/main/.venv/bin/python benchmarks/compare_training.py \
+      --jobs 2 --out /work/main/benchmarks/results/tuning_s10 --suites main --grids 2x5 --seeds 5 "$@"; }
+  for start in 10 15; do
+    run --seed-start $start --archs transformer
+    run --seed-start $start --archs lstm --set ppo.epochs=2
+    run --seed-start $start --archs transformer --set policy.num_layers=1,policy.ffn_dim=128
+  done
+fi
