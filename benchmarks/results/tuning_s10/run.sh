@@ -52,3 +52,18 @@ if [ "$1" = 4 ]; then
     run --seed-start $start --archs transformer --set policy.num_layers=1,policy.ffn_dim=128
   done
 fi
+# fifth round: the compact transformer on the other suites (5x10 auto-advance, 5 seeds; the mixed
+# run, 1 seed, 400k frames; scaffolding off, 3 seeds), two lanes of one job each; the mixed run
+# and scaffolding in ../tuning_s10_mixed/ so that two processes never write one folder's logs
+if [ "$1" = 5 ]; then
+  WT=/work/wt_s10b
+  cd $WT
+  git log -1 --format="suite code: %H"
+  C=policy.num_layers=1,policy.ffn_dim=128
+  lane() { PYTHONPATH=$WT OMP_NUM_THREADS=1 /work/main/.venv/bin/python benchmarks/compare_training.py --jobs 1 \
+      --archs transformer --set $C "$@"; }
+  lane --out /work/main/benchmarks/results/tuning_s10 --suites large --seeds 5 &
+  (lane --out /work/main/benchmarks/results/tuning_s10_mixed --suites mixed --seeds 1 &&
+   lane --out /work/main/benchmarks/results/tuning_s10_mixed --suites scaffolding --seeds 3) &
+  wait
+fi
