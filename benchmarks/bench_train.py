@@ -17,7 +17,8 @@ Each invocation appends one entry (machine, date, arguments, rows) to the JSON f
     python benchmarks/bench_train.py --arm lstm --arm transformer:num_layers=1,ffn_dim=128
 
 An arm is ``arch`` or ``arch:field=value,...`` with ``PolicyConfig`` overrides (values parsed
-as JSON, else strings). ``--arms`` splits on commas, so each of its arms takes one override;
+as JSON, else strings); a field written ``ppo.FIELD`` goes to ``PPOConfig`` instead
+(``lstm:ppo.epochs=2``). ``--arms`` splits on commas, so each of its arms takes one override;
 repeat ``--arm`` for arms with several (it replaces ``--arms``).
 """
 
@@ -44,7 +45,8 @@ DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "bench_train.json"
 
 
 def parse_arm(text: str) -> tuple[str, dict]:
-    """``"transformer:autocast=bf16"`` -> ``("transformer", {"autocast": "bf16"})``."""
+    """``"transformer:autocast=bf16"`` -> ``("transformer", {"autocast": "bf16"})``; ``ppo.`` fields
+    keep their prefix (``time_arm`` sends them to ``PPOConfig``)."""
     arch, _, rest = text.partition(":")
     overrides = {}
     for item in filter(None, rest.split(",")):
@@ -61,7 +63,9 @@ def parse_arm(text: str) -> tuple[str, dict]:
 def time_arm(arch: str, overrides: dict, rows: int, cols: int, frames: int, seed: int) -> dict:
     """Train one arm for ``frames`` frames; ms per frame of collection, update and both."""
     env = EnvConfig(num_envs=16, rows=rows, cols=cols)
-    ppo = PPOConfig(frames_per_batch=800, total_frames=frames)
+    ppo_kw = {k.removeprefix("ppo."): v for k, v in overrides.items() if k.startswith("ppo.")}
+    overrides = {k: v for k, v in overrides.items() if not k.startswith("ppo.")}
+    ppo = PPOConfig(frames_per_batch=800, total_frames=frames, **ppo_kw)
     opts = RunOptions(seed=seed, eval_interval=10 * frames, eval_episodes=4)
     t0 = time.perf_counter()
     res = train(arch, env, PolicyConfig(**overrides), ppo, options=opts, log=None)

@@ -76,3 +76,21 @@ def test_repeated_arm_carries_several_overrides_and_replaces_arms(benchmark_scri
                      "--arm", "transformer:num_layers=1,ffn_dim=128", "--json", str(tmp_path / "b.json")])
     assert seen == [("lstm", {}), ("transformer", {"num_layers": 1, "ffn_dim": 128})]
     assert [r["arm"] for r in entry["rows"]] == ["lstm", "transformer:num_layers=1,ffn_dim=128"]
+
+
+def test_ppo_fields_of_an_arm_reach_ppoconfig_and_the_rest_policyconfig(benchmark_script, monkeypatch):
+    bt = benchmark_script("bench_train")
+    assert bt.parse_arm("lstm:ppo.epochs=2,feature_dim=64") == ("lstm", {"ppo.epochs": 2, "feature_dim": 64})
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(arch, env, pcfg, ppo, options, log):
+        seen.update(arch=arch, epochs=ppo.epochs, feature_dim=pcfg.feature_dim)
+        raise Stop
+
+    monkeypatch.setattr(bt, "train", fake_train)
+    with pytest.raises(Stop):
+        bt.time_arm("lstm", {"ppo.epochs": 2, "feature_dim": 64}, 2, 5, 800, seed=0)
+    assert seen == {"arch": "lstm", "epochs": 2, "feature_dim": 64}

@@ -39,7 +39,10 @@ class ReturnScaler(torch.nn.Module):
     ``RewardScaling`` is a fixed affine map.
 
     Its state (the running stats and every row's ``G``) is in :meth:`state_dict`, which the
-    training checkpoint saves, so a resumed run scales exactly as the uninterrupted one.
+    training checkpoint saves, so a resumed run scales exactly as the uninterrupted one. An edge it
+    shares with both: while the returns stay near zero (a wait-only policy), the std shrinks
+    toward ``sqrt(eps)`` and the first rewards after it come out large (SB3 then clips them at 10;
+    this class does not clip).
 
     Examples:
         >>> scaler = ReturnScaler(gamma=1.0)
