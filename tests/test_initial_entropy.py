@@ -54,11 +54,13 @@ def test_initial_entropy_of_every_head_is_within_5_percent_of_uniform_over_legal
 
 
 def test_the_earlier_init_is_far_from_uniform_which_is_what_the_test_above_guards():
-    """pointer_init="hidden" + op_slot_pool="sum" (the version-1 head): on 5x10 the op head starts
-    nearly deterministic (GERMINATE, with 50 legal slots to sum over): far outside the 5 % bound."""
+    """pointer_init="hidden" + op_slot_pool="sum" (the version-1 head, with that version's two
+    256-wide blocks): on 5x10 the op head starts nearly deterministic (GERMINATE, with 50 legal
+    slots to sum over): far outside the 5 % bound."""
     torch.manual_seed(0)
     base = SeedLifecycleEnv(8, 5, 10, seed=3)
-    policy = create_policy("transformer", base, PolicyConfig(pointer_init="hidden", op_slot_pool="sum"))
+    policy = create_policy("transformer", base, PolicyConfig(pointer_init="hidden", op_slot_pool="sum",
+                                                                 num_layers=2, ffn_dim=256))
     env = TransformedEnv(base, Compose(*policy.transforms()))
     td = env.rollout(25, RandomPolicy(base, seed=4), break_when_any_done=False)
     with torch.no_grad(), set_recurrent_mode(True):

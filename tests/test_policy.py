@@ -219,6 +219,12 @@ def test_policy_config_format_versions():
     assert PolicyConfig().positional == "fourier"
     assert PolicyConfig.from_dict({k: v for k, v in saved.items() if k != "positional"}
                                   | {"format_version": POLICY_CONFIG_VERSION}).positional == "fourier"
+    assert (PolicyConfig().num_layers, PolicyConfig().ffn_dim) == (1, 128)
+    for version in (1, 2, 3):  # written while two 256-wide blocks were the default
+        v = {k: val for k, val in saved.items() if k not in ("num_layers", "ffn_dim")} | {"format_version": version}
+        assert (PolicyConfig.from_dict(v).num_layers, PolicyConfig.from_dict(v).ffn_dim) == (2, 256)
+    v4 = {k: val for k, val in saved.items() if k not in ("num_layers", "ffn_dim")}
+    assert (PolicyConfig.from_dict(v4).num_layers, PolicyConfig.from_dict(v4).ffn_dim) == (1, 128)
     with pytest.raises(ValueError, match="unknown PolicyConfig format_version 9"):
         PolicyConfig.from_dict({**saved, "format_version": 9})
 

@@ -12,7 +12,7 @@ from torchrl_slots import layout
 from torchrl_slots.envs.config import check_int, check_real
 
 #: Version of :meth:`PolicyConfig.to_dict`'s layout (see :class:`PolicyConfig`).
-POLICY_CONFIG_VERSION = 3
+POLICY_CONFIG_VERSION = 4
 
 
 @dataclass
@@ -22,8 +22,11 @@ class PolicyConfig:
     Args:
         embed_dim: transformer width D (also the flat trunk's per-slot embedding width).
         num_heads: attention heads.
-        num_layers: transformer blocks.
-        ffn_dim: transformer feed-forward width.
+        num_layers: transformer blocks. Default 1 since format 4 (was 2).
+        ffn_dim: transformer feed-forward width. Default 128 since format 4 (was 256). One block
+            with a 128-wide feed-forward net trains at 1.40x the flat LSTM's wall time per frame
+            on 2x5 (two blocks, 256 wide: 1.86x) and learned as well on 1x3 and 2x5; the runs are
+            in ``benchmarks/README.md`` ("Session 10").
         dropout: transformer dropout.
         feature_dim: width fed to the LSTM (the flat trunk's Linear width).
         lstm_hidden: LSTM hidden size H.
@@ -67,7 +70,9 @@ class PolicyConfig:
     ``op_slot_pool="sum"`` and ``pointer_init="hidden"`` (what it was built with) and, if it also
     lacks ``op_from_slots``, with ``op_from_slots=False`` (older still). A version 1 or 2 config
     without ``positional`` loads with ``positional="learned"``, the default of those versions
-    (:meth:`to_dict` always writes every field, so only hand-written dicts lack it).
+    (:meth:`to_dict` always writes every field, so only hand-written dicts lack it). A version
+    1 to 3 config without ``num_layers`` or ``ffn_dim`` loads with 2 and 256, the sizes of
+    those versions.
 
     Examples:
         >>> cfg = PolicyConfig(num_layers=1)
@@ -77,6 +82,8 @@ class PolicyConfig:
         'sum'
         >>> PolicyConfig.from_dict({"format_version": 2}).positional, PolicyConfig().positional
         ('learned', 'fourier')
+        >>> PolicyConfig.from_dict({"format_version": 3}).num_layers, PolicyConfig().num_layers
+        (2, 1)
         >>> PolicyConfig(conditioning="none").validate()  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -85,8 +92,8 @@ class PolicyConfig:
 
     embed_dim: int = 64
     num_heads: int = 4
-    num_layers: int = 2
-    ffn_dim: int = 256
+    num_layers: int = 1
+    ffn_dim: int = 128
     dropout: float = 0.0
     feature_dim: int = 128
     lstm_hidden: int = 128
@@ -150,8 +157,8 @@ class PolicyConfig:
         class docstring): the options added or changed since then get the values it was trained with."""
         data = dict(data)
         version = data.pop("format_version", 1)
-        if version not in (1, 2, POLICY_CONFIG_VERSION):
-            raise ValueError(f"unknown PolicyConfig format_version {version!r} (this library reads 1, 2 and "
+        if version not in (1, 2, 3, POLICY_CONFIG_VERSION):
+            raise ValueError(f"unknown PolicyConfig format_version {version!r} (this library reads 1, 2, 3 and "
                              f"{POLICY_CONFIG_VERSION})")
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
@@ -160,4 +167,6 @@ class PolicyConfig:
             data = {"op_from_slots": False, "op_slot_pool": "sum", "pointer_init": "hidden", **data}
         if version in (1, 2):
             data = {"positional": "learned", **data}
+        if version in (1, 2, 3):
+            data = {"num_layers": 2, "ffn_dim": 256, **data}
         return cls(**data)
