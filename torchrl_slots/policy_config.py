@@ -24,9 +24,9 @@ class PolicyConfig:
         num_heads: attention heads.
         num_layers: transformer blocks. Default 1 since format 4 (was 2).
         ffn_dim: transformer feed-forward width. Default 128 since format 4 (was 256). One block
-            with a 128-wide feed-forward net trains at 1.40x the flat LSTM's wall time per frame
-            on 2x5 (two blocks, 256 wide: 1.86x) and learned as well on 1x3 and 2x5; the runs are
-            in ``benchmarks/README.md`` ("Session 10").
+            with a 128-wide feed-forward net trains at 1.40-1.43x the flat LSTM's wall time per
+            frame on 2x5 (two blocks, 256 wide: 1.86-1.92x; two side-by-side measurements) and
+            learned as well on every suite; the runs are in ``benchmarks/README.md`` ("Session 10").
         dropout: transformer dropout.
         feature_dim: width fed to the LSTM (the flat trunk's Linear width).
         lstm_hidden: LSTM hidden size H.

@@ -4,10 +4,7 @@ checkpoint."""
 
 import pytest
 import torch
-from torchrl.envs import Compose, TransformedEnv
-
-from torchrl_slots.envs import SeedLifecycleEnv
-from torchrl_slots.policy import PolicyConfig, create_policy
+from torchrl_slots.policy import PolicyConfig
 from torchrl_slots.training import PPOConfig
 from torchrl_slots.training.updater import ReturnScaler, _Updater
 
@@ -64,13 +61,8 @@ def test_scaler_refuses_bad_shapes_and_a_changed_env_count():
 
 
 @pytest.mark.parametrize("arch", ["transformer", "lstm"])
-def test_update_sees_scaled_rewards_and_the_callers_batch_keeps_the_envs(arch, monkeypatch):
-    torch.manual_seed(0)
-    base = SeedLifecycleEnv(4, 1, 3, seed=0)
-    policy = create_policy(arch, base, SMALL)
-    env = TransformedEnv(base, Compose(*policy.transforms()))
-    with torch.no_grad():
-        batch = env.rollout(40, policy.actor, break_when_any_done=False)
+def test_update_sees_scaled_rewards_and_the_callers_batch_keeps_the_envs(arch, monkeypatch, rollout_batch):
+    policy, batch = rollout_batch(arch, SMALL)
     raw = batch["next", "reward"].clone()
     assert raw.abs().sum() > 0
     up = _Updater(policy, PPOConfig(frames_per_batch=160, total_frames=160, epochs=1, minibatches=2,

@@ -277,21 +277,13 @@ def test_target_kl_stops_the_epochs_of_a_batch_early():
 
 
 @pytest.mark.parametrize("arch", ["transformer", "lstm"])
-def test_update_gae_one_pass_equals_two_passes_and_truncation_takes_two(arch, monkeypatch):
+def test_update_gae_one_pass_equals_two_passes_and_truncation_takes_two(arch, monkeypatch, rollout_batch):
     """The updater's GAE: TorchRL's shifted (one value pass over [T + 1]) gives the two-pass
     advantages on a batch that crosses episode ends (terminated); a batch with a truncation
     inside takes the two-pass GAE; the helper key "shifted_valid" stays out of the batch."""
-    from torchrl.envs import Compose, TransformedEnv
-
-    from torchrl_slots.policy import create_policy
     from torchrl_slots.training.updater import _Updater
 
-    torch.manual_seed(0)
-    base = SeedLifecycleEnv(4, 1, 3, seed=0)
-    policy = create_policy(arch, base, SMALL)
-    env = TransformedEnv(base, Compose(*policy.transforms()))
-    with torch.no_grad():
-        batch = env.rollout(40, policy.actor, break_when_any_done=False)
+    policy, batch = rollout_batch(arch, SMALL)
     assert batch["next", "terminated"][:, :-1].any() and not batch["next", "truncated"].any()
     ppo = PPOConfig(frames_per_batch=160, total_frames=160, epochs=1, minibatches=2)
     up = _Updater(policy, ppo, 4)

@@ -177,8 +177,9 @@ class PPOConfig:
             logged scores) by a running std of the discounted return, as gymnasium's
             ``NormalizeReward`` and SB3's ``VecNormalize(norm_reward=True)`` do (not centred, so
             the task is unchanged; see :class:`~torchrl_slots.training.updater.ReturnScaler`).
-            The value head then learns returns of about unit scale, so its loss no longer
-            dominates the shared trunk's gradient and its clipping. Default False.
+            The value head then learns returns of about unit scale. Default False: it got both
+            architectures to 0.8 sooner on 1x3 and made both worse on 2x5 (``benchmarks/README.md``,
+            "Session 10").
         target_kl: stop a batch's epochs early once the mean ``kl_approx`` of the minibatches of
             an epoch exceeds ``1.5 * target_kl``; ``None`` = off.
 
