@@ -82,3 +82,12 @@ def test_update_sees_scaled_rewards_and_the_callers_batch_keeps_the_envs(arch, m
 def test_normalize_return_must_be_a_bool():
     with pytest.raises(ValueError, match="PPOConfig.normalize_return must be a bool, got 1"):
         PPOConfig(normalize_return=1).validate(num_envs=16)
+
+
+def test_a_run_saved_before_normalize_return_existed_resumes_only_with_it_off(tmp_path):
+    from torchrl_slots.training.checkpoint import check_resumable
+
+    saved = {"arch": "transformer", "ppo": {"lr": 3e-4}}  # a run dict written before the field
+    check_resumable(saved, {"arch": "transformer", "ppo": {"lr": 3e-4, "normalize_return": False}}, tmp_path)
+    with pytest.raises(ValueError, match="ppo.normalize_return: saved False, now True"):
+        check_resumable(saved, {"arch": "transformer", "ppo": {"lr": 3e-4, "normalize_return": True}}, tmp_path)

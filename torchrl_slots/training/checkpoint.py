@@ -31,6 +31,9 @@ _NAME = re.compile(r"^checkpoint_(\d{12})\.pt$")
 # Fields of the run that may change between a run and its resumption.
 RESUMABLE_CHANGES = ("ppo.total_frames", "ppo.max_bad_updates", "eval_interval", "eval_episodes",
                      "checkpoint_interval", "keep_checkpoints", "collector", "workers", "compile", "device")
+# Settings added after checkpoints of this format were first written, with the value that a saved
+# run without them ran with: such a run resumes when the setting still has that value.
+ADDED_SETTINGS = {"ppo.normalize_return": False}
 
 
 class CheckpointManager:
@@ -118,8 +121,9 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 def check_resumable(saved_run: dict[str, Any], run: dict[str, Any], path: str | os.PathLike) -> None:
     """Raise ``ValueError`` listing every setting that differs between the saved run and this one
-    (other than :data:`RESUMABLE_CHANGES`)."""
-    old, new = _flatten(saved_run), _flatten(run)
+    (other than :data:`RESUMABLE_CHANGES`; a setting the saved run lacks counts as its
+    :data:`ADDED_SETTINGS` value)."""
+    old, new = {**ADDED_SETTINGS, **_flatten(saved_run)}, _flatten(run)
     diffs = [f"{k}: saved {old.get(k)!r}, now {new.get(k)!r}"
              for k in sorted(set(old) | set(new))
              if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k)]

@@ -273,11 +273,16 @@ class _RunContext:
     resume_from: dict[str, Any] | None = None  # the checkpoint resumed from
 
 
-def _restore(saved: dict, policy: SlotPolicy, updater: _Updater) -> _State:
+def _load_learner(saved: dict, policy: SlotPolicy, updater: _Updater) -> None:
+    """Weights, optimizer and return scaler from a checkpoint payload (on resume and on Ctrl-C)."""
     policy.load_state_dict(saved["policy"]["state_dict"])
     updater.optim.load_state_dict(saved["optimizer"])
-    if updater.return_scaler is not None and saved.get("return_scaler") is not None:
+    if updater.return_scaler is not None:  # check_resumable: the saved run normalised its returns too
         updater.return_scaler.load_state_dict(saved["return_scaler"])
+
+
+def _restore(saved: dict, policy: SlotPolicy, updater: _Updater) -> _State:
+    _load_learner(saved, policy, updater)
     torch.set_rng_state(saved["rng"]["torch"])
     return _State(frames=int(saved["frames"]), batches=int(saved["batches"]), history=list(saved["history"]))
 
@@ -366,10 +371,7 @@ def _loop(ctx: _RunContext) -> TrainResult:
         if last_complete is not None:
             # the interrupted batch's partial update is dropped: weights, optimizer, RNG and
             # history go back to the end of the last completed batch, which is what is saved
-            policy.load_state_dict(last_complete["policy"]["state_dict"])
-            updater.optim.load_state_dict(last_complete["optimizer"])
-            if updater.return_scaler is not None:
-                updater.return_scaler.load_state_dict(last_complete["return_scaler"])
+            _load_learner(last_complete, policy, updater)
             state.frames, state.batches = int(last_complete["frames"]), int(last_complete["batches"])
             del state.history[len(last_complete["history"]):]
             if last_complete["frames"] > last_saved_frames:
